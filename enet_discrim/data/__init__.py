@@ -1,0 +1,1 @@
+"""Datasets: native formats -> TFRecords -> the tf.data pipeline."""

@@ -1,0 +1,1 @@
+"""Official metrics: TuSimple accuracy/FP/FN and Cityscapes instance AP."""
