@@ -1,0 +1,6 @@
+"""Losses: the discriminative loss for instance embeddings and the semantic cross-entropy."""
+
+from enet_discrim.losses.discriminative import discriminative_loss, safe_norm
+from enet_discrim.losses.semantic import class_balanced_cross_entropy
+
+__all__ = ["class_balanced_cross_entropy", "discriminative_loss", "safe_norm"]
