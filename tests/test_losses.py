@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from enet_discrim.losses import class_balanced_cross_entropy, discriminative_loss, safe_norm
+from enet_discrim.losses import (
+    class_balanced_cross_entropy,
+    class_weights_from_counts,
+    discriminative_loss,
+    safe_norm,
+)
 
 
 def reference_image_loss(embeddings, instances, semantic, delta_v, delta_d):
@@ -193,18 +198,38 @@ def test_safe_norm():
     np.testing.assert_allclose(tape.gradient(norms, vectors), [[0.6, 0.8], [0.0, 0.0]])
 
 
+def test_class_weights_from_counts():
+    weights = class_weights_from_counts(np.array([75, 25]))
+    np.testing.assert_allclose(weights, [1 / np.log(1.02 + 0.75), 1 / np.log(1.02 + 0.25)], rtol=1e-6)
+    np.testing.assert_allclose(class_weights_from_counts(tf.constant([75, 25])), weights, rtol=1e-6)
+
+
 def test_class_balanced_cross_entropy_by_hand():
     # 4 valid pixels: three of class 0, one of class 1, one ignored. Uniform logits: CE = ln 2.
     logits = np.zeros((1, 1, 5, 2), np.float32)
     labels = np.array([[[0, 0, 0, 1, 255]]])
-    assert float(class_balanced_cross_entropy(logits, labels, 2)) == pytest.approx(np.log(2))
-    # Confident and right on class 0, uniform on class 1: only class 1's weighted share remains.
-    logits[0, 0, :3, 0] = 50.0
     w0, w1 = 1 / np.log(1.02 + 0.75), 1 / np.log(1.02 + 0.25)
-    expected = w1 * np.log(2) / (3 * w0 + w1)
-    assert float(class_balanced_cross_entropy(logits, labels, 2)) == pytest.approx(expected, rel=1e-5)
+    # Summed over valid pixels, divided by all 5 pixels.
+    expected = (3 * w0 + w1) * np.log(2) / 5
+    assert float(class_balanced_cross_entropy(logits, labels)) == pytest.approx(expected, rel=1e-5)
+    # Confident and right on class 0: only class 1's weighted term remains.
+    logits[0, 0, :3, 0] = 50.0
+    assert float(class_balanced_cross_entropy(logits, labels)) == pytest.approx(w1 * np.log(2) / 5, rel=1e-5)
+    # Fixed weights replace the batch's.
+    fixed = class_balanced_cross_entropy(logits, labels, class_weights=[1.0, 2.0])
+    assert float(fixed) == pytest.approx(2 * np.log(2) / 5, rel=1e-5)
+
+
+def test_class_balanced_cross_entropy_of_a_batch_is_the_mean_of_its_halves():
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(4, 3, 5, 3)).astype(np.float32)
+    labels = rng.choice([0, 1, 2, 255], size=(4, 3, 5))
+    weights = [1.5, 10.0, 30.0]
+    whole = class_balanced_cross_entropy(logits, labels, weights)
+    halves = [class_balanced_cross_entropy(logits[i : i + 2], labels[i : i + 2], weights) for i in (0, 2)]
+    assert float(whole) == pytest.approx(np.mean([float(h) for h in halves]), rel=1e-6)
 
 
 def test_class_balanced_cross_entropy_all_ignored_is_zero():
-    value = class_balanced_cross_entropy(np.zeros((1, 2, 2, 3), np.float32), np.full((1, 2, 2), 255), 3)
+    value = class_balanced_cross_entropy(np.zeros((1, 2, 2, 3), np.float32), np.full((1, 2, 2), 255))
     assert float(value) == 0.0
