@@ -1,0 +1,406 @@
+"""The training loop: data, strategy, resume, validation, TensorBoard, the saved model.
+
+`train(config)` is what `training.py` runs. Output in `config.outdir`:
+- `model.keras`: the model with the best validation loss (saved atomically);
+- `config.json`: everything inference needs (size, classes, embedding_dim, margins, dataset,
+  default clustering bandwidth);
+- `train_config.json`: the resolved settings of the run;
+- `checkpoints/`: `tf.train.CheckpointManager` checkpoints (model, optimizer, step, epoch).
+"""
+
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from enet_discrim import data as data_lib
+from enet_discrim.losses import class_weights_from_counts
+from enet_discrim.model import ENet
+from enet_discrim.training import summaries
+from enet_discrim.training.config import TrainConfig, read_json, write_json
+from enet_discrim.training.step import LOSS_NAMES, LossSettings, make_eval_step, make_train_step
+
+MODEL_FILE = "model.keras"
+INFERENCE_CONFIG_FILE = "config.json"
+RUN_CONFIG_FILE = "train_config.json"
+CHECKPOINT_DIR = "checkpoints"
+CONVERTED_SUBDIR = "tfrecords"
+DATASET_INFO_FILE = "dataset_info.json"
+# Frames whose labels are read to estimate the class weights once.
+CLASS_WEIGHT_FRAMES = 200
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def train(config, strategy=None):
+    """Trains (or resumes training of) ENet with the discriminative loss.
+
+    Args:
+        config: `TrainConfig`.
+        strategy: optional `tf.distribute.Strategy`; default from `config.strategy`.
+
+    Returns:
+        dict: "epochs" completed, "steps", "best_val_loss", "images_per_second" (of the last epoch
+        trained, None when nothing was left to train), "outdir".
+
+    Raises:
+        ValueError: bad settings, a missing/empty srcdir, or an outdir of another configuration,
+            before anything is written.
+        TrainingDivergedError: NaN or Inf loss; the last good checkpoint stays.
+    """
+    config.validate()
+    records_dir, info = prepare_records(config)
+    previous = _check_outdir(config)
+    strategy = strategy or make_strategy(config.strategy)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(
+            f"--batch_size {config.batch_size} must be a multiple of the {strategy.num_replicas_in_sync} replicas"
+        )
+    if config.mixed_precision:
+        # float16 with loss scaling on GPUs; bfloat16 (no scaling needed) where there is none.
+        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+        keras.mixed_precision.set_dtype_policy(policy)
+        logging.info("Mixed precision: %s", policy)
+    is_chief = _is_chief(strategy)
+    os.makedirs(config.outdir, exist_ok=True)
+
+    train_files = data_lib.find_shards(records_dir, "train")
+    val_files = data_lib.find_shards(records_dir, "val") if _has_shards(records_dir, "val") else []
+    num_train = _count(info, "train", train_files)
+    steps_per_epoch = config.steps_per_epoch or max(1, num_train // config.batch_size)
+
+    class_weights = (previous or {}).get("class_weights") or _estimate_class_weights(
+        train_files, config, info["num_classes"]
+    )
+    run_config = {**config.to_dict(), "class_weights": class_weights, "records_dir": records_dir}
+    if is_chief:
+        write_json(os.path.join(config.outdir, RUN_CONFIG_FILE), run_config)
+
+    settings = LossSettings(
+        delta_v=config.delta_v,
+        delta_d=config.delta_d,
+        var_weight=config.var_weight,
+        dist_weight=config.dist_weight,
+        reg_weight=config.reg_weight,
+        per_class=config.dataset == "cityscapes",
+        class_weights=tuple(class_weights),
+        ignore_label=info.get("ignore_label", 255),
+    )
+
+    with strategy.scope():
+        model = _build_model(config, info["num_classes"])
+        optimizer = keras.optimizers.Adam(config.learning_rate)
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        # Optimizer slots must exist before a checkpoint restores them.
+        optimizer.build(model.trainable_variables)
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        best_val_loss = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_val_loss")
+
+    checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, epoch=epoch, best_val_loss=best_val_loss
+    )
+    checkpoint_dir = os.path.join(config.outdir, CHECKPOINT_DIR)
+    if not is_chief:
+        checkpoint_dir = os.path.join(checkpoint_dir, f"worker_{_task_id(strategy)}")
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=3)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        logging.info(
+            "Resuming from %s: epoch %d, step %d", manager.latest_checkpoint, int(epoch), int(optimizer.iterations)
+        )
+
+    train_dataset = data_lib.build_dataset(
+        train_files,
+        batch_size=config.batch_size,
+        height=config.height,
+        width=config.width,
+        is_training=True,
+        seed=config.seed,
+        repeat=True,
+    )
+    iterator = iter(strategy.experimental_distribute_dataset(train_dataset))
+    train_step = make_train_step(model, optimizer, strategy, settings)
+    eval_step = make_eval_step(model, strategy, settings)
+
+    log_root = config.logdir if is_chief else os.path.join(config.logdir, f"worker_{_task_id(strategy)}")
+    train_writer = tf.summary.create_file_writer(os.path.join(log_root, "train"))
+    val_writer = tf.summary.create_file_writer(os.path.join(log_root, "validation"))
+
+    images_per_second = None
+    while int(epoch) < config.epochs:
+        current = int(epoch)
+        first_step = int(optimizer.iterations) - current * steps_per_epoch
+        progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=LOSS_NAMES)
+        progress.update(max(first_step, 0))
+        start = time.perf_counter()
+        for _ in range(max(first_step, 0), steps_per_epoch):
+            losses = {name: float(value) for name, value in train_step(iterator).items()}
+            step = int(optimizer.iterations)
+            if not all(math.isfinite(value) for value in losses.values()):
+                raise TrainingDivergedError(
+                    f"Loss became {losses['total']} at step {step} (epoch {current + 1}); stopped "
+                    f"without saving. Last good checkpoint: {manager.latest_checkpoint or 'none'}. "
+                    "Try a lower --learning_rate."
+                )
+            progress.update(step - current * steps_per_epoch, list(losses.items()))
+            with train_writer.as_default(step=step):
+                summaries.write_scalars(losses, learning_rate=_learning_rate(optimizer))
+            if config.checkpoint_every and step % config.checkpoint_every == 0:
+                manager.save(checkpoint_number=step)
+        elapsed = time.perf_counter() - start
+        trained = steps_per_epoch - max(first_step, 0)
+        if trained:
+            images_per_second = trained * config.batch_size / elapsed
+
+        step = int(optimizer.iterations)
+        epoch.assign_add(1)
+        val_loss = losses["total"] if not val_files else _validate(
+            model, eval_step, strategy, val_files, config, val_writer, step, info
+        )
+        logging.info(
+            "Epoch %d/%d: train loss %.4f, validation loss %.4f, %.1f images/s",
+            int(epoch), config.epochs, losses["total"], val_loss, images_per_second or 0.0,
+        )
+        if val_loss < float(best_val_loss):
+            best_val_loss.assign(val_loss)
+            if is_chief:
+                save_model(model, config, info, class_weights)
+        manager.save(checkpoint_number=step)
+
+    if is_chief and not os.path.exists(os.path.join(config.outdir, MODEL_FILE)):
+        save_model(model, config, info, class_weights)
+    return {
+        "epochs": int(epoch),
+        "steps": int(optimizer.iterations),
+        "best_val_loss": float(best_val_loss),
+        "images_per_second": images_per_second,
+        "outdir": config.outdir,
+    }
+
+
+def prepare_records(config):
+    """Finds the TFRecords of `config.srcdir`, converting a raw dataset folder first.
+
+    Returns:
+        `(records_dir, dataset_info)`.
+
+    Raises:
+        ValueError: the folder is missing, empty, or holds neither shards nor a known dataset.
+    """
+    srcdir = config.srcdir
+    if not os.path.isdir(srcdir):
+        raise ValueError(f"--srcdir {srcdir!r} does not exist or is not a folder")
+    if not os.listdir(srcdir):
+        raise ValueError(f"--srcdir {srcdir!r} is empty: it must hold TFRecords or a raw dataset")
+    if _has_shards(srcdir, "train"):
+        return srcdir, _dataset_info(srcdir, config)
+
+    converted = os.path.join(srcdir, CONVERTED_SUBDIR)
+    if _has_shards(converted, "train") and _matches_size(converted, config):
+        logging.info("Using the TFRecords converted earlier in %s", converted)
+        return converted, _dataset_info(converted, config)
+
+    from enet_discrim.data import cityscapes, tusimple  # converters only when needed
+
+    if tusimple.is_tusimple_root(srcdir):
+        if config.dataset != "tusimple":
+            raise ValueError(f"--srcdir {srcdir!r} holds a TuSimple dataset but --dataset is {config.dataset!r}")
+        logging.info("%s holds a raw TuSimple dataset: converting it to TFRecords in %s", srcdir, converted)
+        tusimple.convert(srcdir, converted, height=config.height, width=config.width)
+    elif cityscapes.is_cityscapes_root(srcdir):
+        if config.dataset != "cityscapes":
+            raise ValueError(f"--srcdir {srcdir!r} holds a Cityscapes dataset but --dataset is {config.dataset!r}")
+        logging.info("%s holds a raw Cityscapes dataset: converting it to TFRecords in %s", srcdir, converted)
+        for split in ("train", "val"):
+            cityscapes.convert(srcdir, converted, split, height=config.height, width=config.width)
+    else:
+        raise ValueError(
+            f"--srcdir {srcdir!r} holds no train-*.tfrecord shards and no raw TuSimple "
+            "(label_data_*.json) or Cityscapes (leftImg8bit/, gtFine/) dataset"
+        )
+    if not _has_shards(converted, "train"):
+        raise ValueError(f"Converting {srcdir!r} wrote no training frames: see the warnings above")
+    return converted, _dataset_info(converted, config)
+
+
+def save_model(model, config, info, class_weights=None):
+    """Writes `model.keras` and `config.json` to `config.outdir`, each atomically."""
+    path = os.path.join(config.outdir, MODEL_FILE)
+    temporary = os.path.join(config.outdir, "model.tmp.keras")
+    model.save(temporary)
+    os.replace(temporary, path)
+    write_json(os.path.join(config.outdir, INFERENCE_CONFIG_FILE), inference_config(config, info))
+    logging.info("Saved %s", path)
+
+
+def inference_config(config, info):
+    """What inference needs to run and cluster: sizes, classes, embedding and margins."""
+    return {
+        "dataset": config.dataset,
+        "height": config.height,
+        "width": config.width,
+        "num_classes": info["num_classes"],
+        "class_names": info["class_names"],
+        "thing_train_ids": info.get("thing_train_ids", [1] if config.dataset == "tusimple" else []),
+        "ignore_label": info.get("ignore_label", 255),
+        "embedding_dim": config.embedding_dim,
+        "delta_v": config.delta_v,
+        "delta_d": config.delta_d,
+        # Trained pixels lie within delta_v of their mean and means 2 * delta_d apart: a window
+        # half-way between the two margins catches a whole instance and never two.
+        "bandwidth": (config.delta_v + config.delta_d) / 2,
+    }
+
+
+def make_strategy(name):
+    """`auto`: MirroredStrategy when there are several GPUs, else the default strategy;
+    `mirrored`: MirroredStrategy over all local GPUs (or the CPU); `multi_worker`:
+    MultiWorkerMirroredStrategy configured by the TF_CONFIG environment variable."""
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy multi_worker needs the TF_CONFIG environment variable (see README)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored" or len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _validate(model, eval_step, strategy, val_files, config, writer, step, info):
+    dataset = data_lib.build_dataset(
+        val_files,
+        batch_size=config.batch_size,
+        height=config.height,
+        width=config.width,
+        is_training=False,
+        drop_remainder=True,
+    )
+    if config.validation_steps:
+        dataset = dataset.take(config.validation_steps)
+    totals, batches = {}, 0
+    for batch in strategy.experimental_distribute_dataset(dataset):
+        for name, value in eval_step(batch).items():
+            totals[name] = totals.get(name, 0.0) + float(value)
+        batches += 1
+    if not batches:
+        logging.warning("Validation set smaller than one batch of %d: skipped", config.batch_size)
+        return math.inf
+    means = {name: total / batches for name, total in totals.items()}
+    if _is_chief(strategy):
+        first_images, first_labels = next(iter(dataset.unbatch().batch(config.image_summaries)))
+        with writer.as_default(step=step):
+            summaries.write_scalars(means)
+            summaries.write_images(
+                model, first_images, first_labels, info, bandwidth=inference_config(config, info)["bandwidth"]
+            )
+        summaries.write_embedding_scatter(
+            model, first_images, first_labels, os.path.join(config.logdir, f"embeddings_step_{step:07d}.png")
+        )
+    return means["total"]
+
+
+def _build_model(config, num_classes):
+    if not config.modeldir:
+        return ENet(num_classes=num_classes, embedding_dim=config.embedding_dim)
+    path = os.path.join(config.modeldir, MODEL_FILE)
+    if not os.path.isfile(path):
+        raise ValueError(f"--modeldir {config.modeldir!r} has no {MODEL_FILE} to fine-tune from")
+    model = keras.models.load_model(path, safe_mode=True)
+    if (model.num_classes, model.embedding_dim) != (num_classes, config.embedding_dim):
+        raise ValueError(
+            f"{path} has {model.num_classes} classes and {model.embedding_dim}-D embeddings; this run "
+            f"needs {num_classes} classes and --embedding_dim {config.embedding_dim}"
+        )
+    logging.info("Fine-tuning from %s", path)
+    return model
+
+
+def _check_outdir(config):
+    """Returns the previous run's settings in outdir (None if new); refuses another configuration."""
+    path = os.path.join(config.outdir, RUN_CONFIG_FILE)
+    if not os.path.exists(path):
+        if os.path.exists(os.path.join(config.outdir, MODEL_FILE)):
+            raise ValueError(
+                f"--outdir {config.outdir!r} already holds a {MODEL_FILE} from elsewhere; choose "
+                "another --outdir (or pass it as --modeldir to fine-tune from it)"
+            )
+        return None
+    previous = read_json(path)
+    mismatches = config.model_mismatches(previous)
+    if mismatches:
+        described = ", ".join(f"{key} {old!r} (now {new!r})" for key, (old, new) in mismatches.items())
+        raise ValueError(
+            f"--outdir {config.outdir!r} holds a model of a different configuration: {described}. "
+            "Choose another --outdir, or delete that one to start over."
+        )
+    return previous
+
+
+def _estimate_class_weights(train_files, config, num_classes):
+    dataset = data_lib.build_dataset(
+        train_files, batch_size=1, height=config.height, width=config.width, is_training=False
+    )
+    counts = np.zeros(num_classes, np.int64)
+    for _, labels in dataset.take(CLASS_WEIGHT_FRAMES):
+        semantic = labels["semantic"].numpy().ravel()
+        counts += np.bincount(semantic[semantic < num_classes], minlength=num_classes)
+    weights = class_weights_from_counts(counts)
+    logging.info("Class weights from %d pixels: %s", counts.sum(), np.round(weights, 2).tolist())
+    return [float(weight) for weight in weights]
+
+
+def _dataset_info(records_dir, config):
+    path = os.path.join(records_dir, DATASET_INFO_FILE)
+    if os.path.exists(path):
+        info = read_json(path)
+        if info.get("dataset", config.dataset) != config.dataset:
+            raise ValueError(f"{path} describes a {info['dataset']!r} dataset but --dataset is {config.dataset!r}")
+        return info
+    if config.dataset != "tusimple":
+        raise ValueError(f"{records_dir!r} has no {DATASET_INFO_FILE}: convert Cityscapes with enet_discrim.data.cityscapes")
+    return {"dataset": "tusimple", "num_classes": 2, "class_names": ["background", "lane"], "ignore_label": 255}
+
+
+def _matches_size(records_dir, config):
+    path = os.path.join(records_dir, DATASET_INFO_FILE)
+    if not os.path.exists(path):
+        return False
+    info = read_json(path)
+    return (info.get("height"), info.get("width")) == (config.height, config.width)
+
+
+def _has_shards(directory, split):
+    return os.path.isdir(directory) and any(
+        name.startswith(f"{split}-") and name.endswith(".tfrecord") for name in os.listdir(directory)
+    )
+
+
+def _count(info, split, files):
+    counted = info.get("counts", {}).get(split)
+    if counted is not None:
+        return counted
+    return sum(1 for _ in tf.data.TFRecordDataset(files))
+
+
+def _learning_rate(optimizer):
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+def _is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in ("chief", None) or (
+        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    )
+
+
+def _task_id(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return 0 if resolver is None else resolver.task_id
