@@ -93,6 +93,7 @@ def write_json_atomic(path, content):
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(content, stream, indent=2, sort_keys=True)
             stream.write("\n")
+        os.chmod(temp_path, 0o644)  # mkstemp creates files private to the owner.
         os.replace(temp_path, path)
     except BaseException:
         if os.path.exists(temp_path):
