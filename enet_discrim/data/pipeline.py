@@ -1,0 +1,231 @@
+"""The tf.data input pipeline: TFRecord shards -> batches of (image, {"semantic", "instance"}).
+
+    files -> (interleave when training) -> shuffle -> decode + resize/augment -> batch -> prefetch
+
+Each element is `(image float32 [B, H, W, 3] in 0..255, {"semantic": int32 [B, H, W],
+"instance": int32 [B, H, W]})`: semantic holds class ids (255 = ignore), instance 0 (none) or the
+frame's instance ids 1..K.
+"""
+import os
+
+import tensorflow as tf
+
+from enet_discrim.data import schema
+from enet_discrim.data import writer
+
+DEFAULT_SCALE_RANGE = (0.75, 1.25)
+DEFAULT_BRIGHTNESS_DELTA = 32.0 / 255.0
+DEFAULT_CONTRAST_RANGE = (0.8, 1.2)
+DEFAULT_SATURATION_RANGE = (0.8, 1.2)
+
+
+def find_shards(srcdir, split):
+    """The complete shard set `SPLIT-xxxxx-of-NNNNN.tfrecord` of one split in `srcdir`.
+
+    Args:
+        srcdir: folder written by a converter.
+        split: e.g. "train" or "val".
+
+    Returns:
+        Sorted list of the N shard paths.
+
+    Raises:
+        ValueError: no shard of that split, or the shards found do not form one complete set
+            (e.g. some missing, or left over from runs with different shard counts).
+    """
+    if not os.path.isdir(srcdir):
+        raise ValueError(f"shard folder does not exist: {srcdir}")
+    found = {}
+    for name in os.listdir(srcdir):
+        parsed = writer.parse_shard_name(name)
+        if parsed is not None and parsed[0] == split:
+            found[(parsed[2], parsed[1])] = os.path.join(srcdir, name)
+    if not found:
+        raise ValueError(f"no {split!r} shards ({split}-00000-of-NNNNN.tfrecord) in {srcdir}")
+    counts = {count for count, _ in found}
+    expected = {(count, index) for count in counts for index in range(count)}
+    if len(counts) != 1 or set(found) != expected:
+        missing = sorted(writer.shard_name(split, index, count) for count, index in expected - set(found))
+        raise ValueError(f"incomplete or mixed {split!r} shard set in {srcdir}: shard counts "
+                         f"{sorted(counts)}, missing {missing}")
+    return [found[key] for key in sorted(found)]
+
+
+def resolve_files(file_pattern):
+    """Expands a glob string, or checks a list of paths.
+
+    Args:
+        file_pattern: a glob string, or a list/tuple of file paths.
+
+    Returns:
+        list of existing file paths (a glob's matches sorted).
+
+    Raises:
+        ValueError: nothing matches, the list is empty, or a listed file does not exist.
+    """
+    if isinstance(file_pattern, (str, os.PathLike)):
+        pattern = os.fspath(file_pattern)
+        files = sorted(tf.io.gfile.glob(pattern))
+        if not files:
+            raise ValueError(f"no TFRecord files match the pattern {pattern!r}")
+        return files
+    files = [os.fspath(path) for path in file_pattern]
+    if not files:
+        raise ValueError(f"file_pattern is an empty list: {file_pattern!r}")
+    missing = [path for path in files if not tf.io.gfile.exists(path)]
+    if missing:
+        raise ValueError(f"TFRecord files do not exist: {missing}")
+    return files
+
+
+def _resize_all(image, semantic, instance, size):
+    """Resizes the image bilinearly and both label maps with nearest neighbour to `size`."""
+    image = tf.image.resize(image, size, method=tf.image.ResizeMethod.BILINEAR)
+    semantic = tf.image.resize(semantic[..., None], size, method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)
+    instance = tf.image.resize(instance[..., None], size, method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)
+    return image, semantic[..., 0], instance[..., 0]
+
+
+def _jitter_colours(image, brightness_delta, contrast_range, saturation_range):
+    """Random brightness, contrast and saturation of a float image in 0..255; result clipped."""
+    unit = image / 255.0  # tf.image's colour ops assume float images in 0..1.
+    unit = tf.image.random_brightness(unit, brightness_delta)
+    unit = tf.image.random_contrast(unit, *contrast_range)
+    unit = tf.image.random_saturation(unit, *saturation_range)
+    return tf.clip_by_value(unit * 255.0, 0.0, 255.0)
+
+
+def _random_scale_and_crop(image, semantic, instance, height, width, scale_range):
+    """Rescales by a random factor around the training size, then pads/crops back to it.
+
+    Where the scaled frame is smaller than height x width it is placed at a random position and
+    the rest padded: image 0, semantic 255 (ignore), instance 0 (none).
+    """
+    scale = tf.random.uniform([], scale_range[0], scale_range[1])
+    scaled_height = tf.maximum(1, tf.cast(tf.round(height * scale), tf.int32))
+    scaled_width = tf.maximum(1, tf.cast(tf.round(width * scale), tf.int32))
+    image, semantic, instance = _resize_all(image, semantic, instance,
+                                            tf.stack([scaled_height, scaled_width]))
+    pad_height = tf.maximum(height - scaled_height, 0)
+    pad_width = tf.maximum(width - scaled_width, 0)
+    top = tf.random.uniform([], 0, pad_height + 1, dtype=tf.int32)
+    left = tf.random.uniform([], 0, pad_width + 1, dtype=tf.int32)
+    paddings = [[top, pad_height - top], [left, pad_width - left]]
+    image = tf.pad(image, paddings + [[0, 0]])
+    semantic = tf.pad(semantic, paddings, constant_values=schema.IGNORE_LABEL)
+    instance = tf.pad(instance, paddings)
+    offset_y = tf.random.uniform([], 0, scaled_height + pad_height - height + 1, dtype=tf.int32)
+    offset_x = tf.random.uniform([], 0, scaled_width + pad_width - width + 1, dtype=tf.int32)
+    image = image[offset_y:offset_y + height, offset_x:offset_x + width]
+    semantic = semantic[offset_y:offset_y + height, offset_x:offset_x + width]
+    instance = instance[offset_y:offset_y + height, offset_x:offset_x + width]
+    return image, semantic, instance
+
+
+def flip_left_right(image, semantic, instance):
+    """Mirrors the image and both label maps together, so each instance keeps its id and pixels.
+
+    Args:
+        image: [H, W, C]; semantic, instance: [H, W].
+
+    Returns:
+        The three tensors mirrored along the width.
+    """
+    return tf.reverse(image, [1]), tf.reverse(semantic, [1]), tf.reverse(instance, [1])
+
+
+def parse_fn(is_training, height, width, scale_range=DEFAULT_SCALE_RANGE, flip=True,
+             color_jitter=True, brightness_delta=DEFAULT_BRIGHTNESS_DELTA,
+             contrast_range=DEFAULT_CONTRAST_RANGE, saturation_range=DEFAULT_SATURATION_RANGE):
+    """The map function from one serialized Example to a training/evaluation pair.
+
+    Args:
+        is_training: if True, augment (colour jitter, random scale and crop, horizontal flip);
+            otherwise only resize to height x width where the stored size differs.
+        height, width: output size.
+        scale_range: (min, max) of the random scale relative to height x width; None for none.
+        flip: mirror half of the frames (training only).
+        color_jitter: jitter brightness/contrast/saturation of the image (training only).
+        brightness_delta: max brightness change, in units of the 0..1 image range.
+        contrast_range, saturation_range: (min, max) factors.
+
+    Returns:
+        function serialized -> (image float32 [height, width, 3] in 0..255,
+        {"semantic": int32 [height, width], "instance": int32 [height, width]}).
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"height and width must be positive, got {height}x{width}")
+    if scale_range is not None and not 0 < scale_range[0] <= scale_range[1]:
+        raise ValueError(f"scale_range must be (min, max) with 0 < min <= max, got {scale_range}")
+
+    def parse(serialized):
+        decoded = schema.decode_example(serialized)
+        image = tf.cast(decoded["image"], tf.float32)
+        semantic = tf.cast(decoded["semantic"], tf.int32)
+        instance = decoded["instance"]
+        if is_training and color_jitter:
+            image = _jitter_colours(image, brightness_delta, contrast_range, saturation_range)
+        if is_training and scale_range is not None:
+            image, semantic, instance = _random_scale_and_crop(image, semantic, instance, height,
+                                                               width, scale_range)
+        else:
+            stored_size = tf.shape(semantic)
+            needs_resize = tf.logical_or(tf.not_equal(stored_size[0], height),
+                                         tf.not_equal(stored_size[1], width))
+            image, semantic, instance = tf.cond(
+                needs_resize,
+                lambda: _resize_all(image, semantic, instance, [height, width]),
+                lambda: (image, semantic, instance))
+        if is_training and flip:
+            image, semantic, instance = tf.cond(
+                tf.random.uniform([]) < 0.5,
+                lambda: flip_left_right(image, semantic, instance),
+                lambda: (image, semantic, instance))
+        image = tf.ensure_shape(image, [height, width, 3])
+        semantic = tf.ensure_shape(semantic, [height, width])
+        instance = tf.ensure_shape(instance, [height, width])
+        return image, {"semantic": semantic, "instance": instance}
+
+    return parse
+
+
+def build_dataset(file_pattern, batch_size, height, width, is_training, shuffle_buffer=256,
+                  seed=None, repeat=False, drop_remainder=None, **augmentation):
+    """Batches of (image, labels) from TFRecord shards written in the schema of `schema`.
+
+    Args:
+        file_pattern: a glob string or a list of TFRecord paths.
+        batch_size: frames per batch.
+        height, width: output size.
+        is_training: augment, read files interleaved and shuffle (order not deterministic).
+        shuffle_buffer: Examples in the shuffle buffer (training only).
+        seed: seed of the file and Example shuffles (training only).
+        repeat: repeat forever.
+        drop_remainder: drop a last incomplete batch; default: True when training.
+        **augmentation: passed to `parse_fn` (scale_range, flip, color_jitter, ...).
+
+    Returns:
+        tf.data.Dataset of (image float32 [B, H, W, 3] in 0..255,
+        {"semantic": int32 [B, H, W], "instance": int32 [B, H, W]}).
+
+    Raises:
+        ValueError: file_pattern matches no file (the message names it).
+    """
+    files = resolve_files(file_pattern)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if drop_remainder is None:
+        drop_remainder = is_training
+    autotune = tf.data.AUTOTUNE
+    if is_training:
+        dataset = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed)
+        dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                                     num_parallel_calls=autotune, deterministic=False)
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    else:
+        dataset = tf.data.TFRecordDataset(files)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.map(parse_fn(is_training, height, width, **augmentation),
+                          num_parallel_calls=autotune, deterministic=not is_training)
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(autotune)
