@@ -111,7 +111,7 @@ def draw_lanes(image_rgb, lanes, h_samples, thickness=3, radius=4):
 
 
 def _project(points, dims):
-    """Points [N, D] -> float64 [N, dims]: PCA when D > dims, zero columns appended when D < dims."""
+    """Points [N, D] -> float64 [N, dims]: PCA when D > dims, zero columns added when D < dims."""
     points = np.asarray(points, dtype=np.float64)
     if points.shape[1] > dims:
         if len(points) < 2:

@@ -88,7 +88,8 @@ def test_shape_mismatch_is_a_clear_error():
 
 
 def test_cluster_per_class_unique_ids_and_classes():
-    # Row 0: class 11 with two instances (35 and 25 pixels); row 1: class 13 with one; row 2: class 0 (stuff).
+    # Row 0: class 11 with two instances (35 and 25 pixels); row 1: class 13 with one;
+    # row 2: class 0 (stuff).
     embeddings = np.zeros((3, 60, 2))
     embeddings[0, 35:] = [3.0, 0.0]
     semantic = np.array([[11] * 60, [13] * 60, [0] * 60])

@@ -3,7 +3,7 @@
 A Python 3 port of the official script, `evaluate/lane.py` of github.com/TuSimple/tusimple-benchmark
 (`LaneEval.bench` and `LaneEval.bench_one_submit`), with the same numbers on valid input:
 
-- rows: each frame is scored at the GROUND TRUTH's `h_samples`; a prediction's own rows are not read.
+- rows: each frame is scored at the GROUND TRUTH's `h_samples`; a prediction's rows are not read.
 - per ground-truth lane, a threshold of 20 px / cos(theta), theta = arctan(k) of the least-squares
   line x = k * y + b through its valid points (x >= 0); theta = 0 with fewer than two points.
   (The official script fits sklearn's LinearRegression; `numpy.polyfit(y, x, 1)` is the same fit.)
