@@ -1,0 +1,212 @@
+"""Cityscapes instance-level results and the official AP / AP50 evaluation.
+
+Results layout, as cityscapesscripts' `evalInstanceLevelSemanticLabeling.getPrediction` finds it:
+for a ground truth `gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_instanceIds.png` it searches
+the results folder recursively for exactly one `<city>_<seq>_<frame>*.txt`. Each line of that text
+file is `relative/mask.png labelId confidence`: the path relative to the text file's folder (no
+spaces, inside the results folder), the REGULAR Cityscapes label id (26 for car, not the train id
+13) and a float score; a mask is a PNG where any non-zero pixel belongs to the instance, at the
+ground truth's resolution. `write_cityscapes_results` writes
+
+    <results_dir>/<stem>.txt
+    <results_dir>/masks/<stem>_<k>.png      (uint8, 0 / 255, k = instance id, 3 digits)
+
+`evaluate` runs the official evaluator (through `cityscapes_compat`, which makes it work under
+NumPy 2) with the gtFine instanceIds of a split as ground truth.
+
+    python -m enet_discrim.evaluation.cityscapes --dataset CITYSCAPES_DIR --results RESULTS_DIR
+"""
+
+import argparse
+import copy
+import glob
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+
+import cv2
+import numpy as np
+from absl import logging
+from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
+from cityscapesscripts.helpers.labels import trainId2label
+
+from enet_discrim.evaluation.cityscapes_compat import (CityscapesEvaluationError,
+                                                       official_instance_evaluator)
+
+#: Train ids of the classes the instance benchmark scores (person, rider, car, truck, bus, train,
+#: motorcycle, bicycle): 11..18.
+THING_TRAIN_IDS = tuple(label.trainId for label in CITYSCAPES_LABELS
+                        if label.hasInstances and not label.ignoreInEval)
+MASKS_FOLDER = "masks"
+# The evaluator matches `<city>_<seq>_<frame>*.txt` and splits names at "_".
+_STEM_PATTERN = re.compile(r"^[^_\s/]+_\d+_\d+[^\s/]*$")
+
+
+def write_cityscapes_results(results_dir, image_stem, instance_map, instance_class_train_ids,
+                             confidences, output_size=None):
+    """Write one image's instances as the official evaluator reads them.
+
+    Args:
+        results_dir: results folder (created if missing).
+        image_stem: the image's name without extension, starting `<city>_<seq>_<frame>`, e.g.
+            "frankfurt_000000_000294" or "frankfurt_000000_000294_leftImg8bit".
+        instance_map: int [h, w], 0 background, k > 0 instance k.
+        instance_class_train_ids: int [K] train id of instance k at index k - 1 (e.g. 13 = car).
+        confidences: float [K] score of instance k at index k - 1.
+        output_size: (height, width) of the ground truth (e.g. (1024, 2048)) when instance_map
+            is smaller; masks are resized nearest. None: instance_map's own size.
+
+    Returns:
+        path of the written `<stem>.txt`.
+    """
+    instance_map = np.asarray(instance_map)
+    classes = [int(c) for c in np.asarray(instance_class_train_ids).ravel()]
+    confidences = [float(c) for c in np.asarray(confidences).ravel()]
+    if not _STEM_PATTERN.match(image_stem):
+        raise ValueError(f"image stem {image_stem!r} must look like <city>_<seq>_<frame>[...] "
+                         "without spaces, or the evaluator cannot find it")
+    if instance_map.ndim != 2:
+        raise ValueError(f"{image_stem}: instance_map must be [h, w], got {instance_map.shape}")
+    if len(classes) != len(confidences):
+        raise ValueError(f"{image_stem}: {len(classes)} classes but {len(confidences)} "
+                         "confidences")
+    if instance_map.size and instance_map.max() > len(classes):
+        raise ValueError(f"{image_stem}: instance id {instance_map.max()} has no class "
+                         f"(only {len(classes)} given)")
+    unknown = sorted({c for c in classes if c not in trainId2label})
+    if unknown:
+        raise ValueError(f"{image_stem}: unknown Cityscapes train ids {unknown}")
+    if output_size is not None and tuple(output_size) != instance_map.shape:
+        height, width = output_size
+        instance_map = cv2.resize(instance_map.astype(np.int32), (int(width), int(height)),
+                                  interpolation=cv2.INTER_NEAREST)
+
+    os.makedirs(os.path.join(results_dir, MASKS_FOLDER), exist_ok=True)
+    lines = []
+    for instance_id, (train_id, confidence) in enumerate(zip(classes, confidences), start=1):
+        mask = instance_map == instance_id
+        if not mask.any():
+            continue  # the evaluator skips empty masks anyway
+        relative = f"{MASKS_FOLDER}/{image_stem}_{instance_id:03d}.png"
+        mask_path = os.path.join(results_dir, relative)
+        if not cv2.imwrite(mask_path, mask.astype(np.uint8) * 255):
+            raise OSError(f"could not write mask {mask_path}")
+        lines.append(f"{relative} {trainId2label[train_id].id} {confidence:.6f}\n")
+    text_path = os.path.join(results_dir, f"{image_stem}.txt")
+    with open(text_path, "w", encoding="utf-8") as text_file:
+        text_file.writelines(lines)
+    return text_path
+
+
+def instance_confidences(class_probabilities, instance_map, instance_class_train_ids):
+    """Score of each instance: the mean probability of its class over its pixels.
+
+    Args:
+        class_probabilities: float [H, W, C] softmax output (C = 19 train ids).
+        instance_map: int [H, W], 0 background, 1..K instances.
+        instance_class_train_ids: int [K] class of instance k at index k - 1.
+
+    Returns:
+        float32 [K] (0 for an instance without pixels).
+    """
+    class_probabilities = np.asarray(class_probabilities)
+    instance_map = np.asarray(instance_map)
+    scores = np.zeros(len(instance_class_train_ids), dtype=np.float32)
+    for index, class_id in enumerate(instance_class_train_ids):
+        mask = instance_map == index + 1
+        if mask.any():
+            scores[index] = class_probabilities[..., class_id][mask].mean()
+    return scores
+
+
+def evaluate(dataset_dir, results_dir, split="val"):
+    """Official Cityscapes instance AP of a results folder.
+
+    Args:
+        dataset_dir: Cityscapes root holding `gtFine/<split>/<city>/*_gtFine_instanceIds.png`.
+        results_dir: folder written by `write_cityscapes_results` (one .txt per ground truth).
+        split: gtFine split to evaluate, normally "val".
+
+    Returns:
+        {"ap": float, "ap50": float, "classes": {name: {"ap": float, "ap50": float}}}; AP averages
+        overlaps 0.5:0.95, AP50 is at overlap 0.5; a class without ground truth or predictions
+        anywhere is NaN and left out of the averages (official behaviour).
+    """
+    search = os.path.join(dataset_dir, "gtFine", split, "*", "*_gtFine_instanceIds.png")
+    ground_truth = sorted(glob.glob(search))
+    if not ground_truth:
+        raise ValueError(f"no ground truth found: nothing matches {search}")
+    if not os.path.isdir(results_dir):
+        raise ValueError(f"results folder {results_dir} does not exist")
+    logging.info("Evaluating %d %s images against %s", len(ground_truth), split, results_dir)
+    with tempfile.TemporaryDirectory() as scratch_dir, \
+            official_instance_evaluator(scratch_dir) as evaluator:
+        args = copy.copy(evaluator.args)
+        args.cityscapesPath = os.path.abspath(dataset_dir)
+        args.groundTruthSearch = search
+        args.predictionPath = os.path.abspath(results_dir)
+        args.predictionWalk = None
+        # A fresh cache: the default one lives inside the installed package and is never
+        # invalidated when the ground truth changes.
+        args.gtInstancesFile = os.path.join(scratch_dir, "gtInstances.json")
+        args.exportFile = os.path.join(scratch_dir, "resultInstanceLevelSemanticLabeling.json")
+        args.JSONOutput = False
+        args.quiet = True
+        args.instLabels = []
+        try:
+            predictions = [evaluator.getPrediction(gt, args) for gt in ground_truth]
+            result = evaluator.evaluateImgLists(predictions, ground_truth, args)
+        except SystemExit as error:  # a helper outside the patched module gave up
+            raise CityscapesEvaluationError(f"official evaluator exited: {error}") from None
+    averages = result["averages"]
+    return {
+        "ap": float(averages["allAp"]),
+        "ap50": float(averages["allAp50%"]),
+        "classes": {name: {"ap": float(values["ap"]), "ap50": float(values["ap50%"])}
+                    for name, values in averages["classes"].items()},
+    }
+
+
+def format_results(result):
+    """The AP table as text: one row per class, then the average."""
+    rows = [f"{'class':<12}{'AP':>8}{'AP50':>8}"]
+    for name, values in result["classes"].items():
+        rows.append(f"{name:<12}{values['ap']:>8.3f}{values['ap50']:>8.3f}")
+    rows.append(f"{'average':<12}{result['ap']:>8.3f}{result['ap50']:>8.3f}")
+    return "\n".join(rows)
+
+
+def main(argv=None):
+    """Command line: evaluate a results folder and print AP and AP50 per class."""
+    parser = argparse.ArgumentParser(
+        description="Cityscapes instance AP / AP50 with the official evaluator.")
+    parser.add_argument("--dataset", required=True,
+                        help="Cityscapes root (with gtFine/<split>/<city>/...instanceIds.png)")
+    parser.add_argument("--results", required=True, help="results folder (<stem>.txt + masks)")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--json", action="store_true", help="print the result dict as JSON")
+    args = parser.parse_args(argv)
+    try:
+        result = evaluate(args.dataset, args.results, args.split)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        # NaN (classes absent everywhere) as null, so that the output is valid JSON.
+        print(json.dumps(_nan_to_none(result)))
+    else:
+        print(format_results(result))
+    return 0
+
+
+def _nan_to_none(tree):
+    if isinstance(tree, dict):
+        return {key: _nan_to_none(value) for key, value in tree.items()}
+    return None if isinstance(tree, float) and math.isnan(tree) else tree
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Instance maps -> lane polylines, and the TuSimple submission format.
+
+A lane is fitted as x = f(y) in the ORIGINAL frame's pixel coordinates and sampled at TuSimple's
+fixed rows (`h_samples`); -2 marks a row without the lane, as in the TuSimple labels.
+
+TuSimple submission: one JSON object per line, `{"raw_file", "lanes", "run_time"}` (run_time in
+ms per frame). The official `LaneEval.bench_one_submit` takes the rows (`y_samples`) from the
+ground truth's `h_samples` and reads nothing else from a prediction, so `tusimple_line` also
+writes the `h_samples` it sampled at: harmless there, and it keeps each line self-describing.
+"""
+
+import json
+
+import numpy as np
+
+#: TuSimple's sample rows for 1280x720 frames: 160, 170, ..., 710.
+TUSIMPLE_H_SAMPLES = tuple(range(160, 711, 10))
+#: Fewest distinct instance-map rows a lane must cover to be fitted (about 28 frame rows at
+#: 256 -> 720): shorter segments are mostly clustering debris.
+DEFAULT_MIN_POINTS = 10
+#: Rows of support each polynomial degree above the first needs; see `fit_lanes`.
+_ROWS_PER_DEGREE = 10
+_MISSING = -2
+
+
+def _lane_points(rows, cols, scale_y, scale_x):
+    """One point per covered row: the mean column, mapped to frame pixel centres.
+
+    Returns float64 [R] frame y and float64 [R] frame x, R = distinct rows, y ascending.
+    """
+    unique_rows, inverse = np.unique(rows, return_inverse=True)
+    mean_cols = np.bincount(inverse, weights=cols) / np.bincount(inverse)
+    # Map pixel centres: map pixel i covers frame [i * s, (i + 1) * s), centre (i + 0.5) * s - 0.5.
+    return (unique_rows + 0.5) * scale_y - 0.5, (mean_cols + 0.5) * scale_x - 0.5
+
+
+def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMPLES, degree=2,
+              min_points=DEFAULT_MIN_POINTS):
+    """Fit each lane instance with a polynomial x = f(y) and sample it at `h_samples`.
+
+    Each instance is reduced to one point per covered map row (its mean column), so wide near
+    rows do not outweigh thin far ones, and mapped to frame coordinates by pixel centres. The fit
+    is `numpy.polyfit` of degree `min(degree, R // 10)` (at least 1) for R covered rows: a short
+    segment's spread is mostly across the lane, and a curve fitted to it would bend wildly where
+    it is sampled, so every degree above the first needs 10 more rows of support.
+
+    Sampled x values are rounded to int. A row gets -2 when it lies outside the vertical extent of
+    the instance's pixels in the frame or when x falls outside the frame (x < 0 or
+    x >= frame_width). Instances covering fewer than `min_points` rows, or with no valid sample,
+    are dropped.
+
+    Args:
+        instance_map: int [h, w] network-resolution instance map, 0 background, > 0 instances.
+        frame_height, frame_width: size of the original frame (e.g. 720, 1280).
+        h_samples: frame rows to sample, e.g. TuSimple's 160..710 step 10.
+        degree: highest polynomial degree (>= 1).
+        min_points: fewest covered map rows for a lane.
+
+    Returns:
+        list of lanes, each a list of len(h_samples) ints, ordered left to right by the fitted x
+        at each lane's own bottom-most row.
+    """
+    instance_map = np.asarray(instance_map)
+    if instance_map.ndim != 2:
+        raise ValueError(f"instance_map must be [h, w], got shape {instance_map.shape}")
+    if degree < 1:
+        raise ValueError(f"degree must be >= 1, got {degree}")
+    map_height, map_width = instance_map.shape
+    scale_y, scale_x = frame_height / map_height, frame_width / map_width
+    sample_rows = np.asarray(h_samples, dtype=np.float64)
+    fitted = []
+    for instance_id in np.unique(instance_map[instance_map > 0]):
+        rows, cols = np.nonzero(instance_map == instance_id)
+        ys, xs = _lane_points(rows, cols, scale_y, scale_x)
+        if len(ys) < max(min_points, 2):
+            continue
+        lane_degree = min(degree, max(1, len(ys) // _ROWS_PER_DEGREE))
+        coefficients = np.polyfit(ys, xs, lane_degree)
+        # The pixels' extent: half a map pixel beyond the outer row centres.
+        top, bottom = ys[0] - scale_y / 2, ys[-1] + scale_y / 2
+        sampled_x = np.rint(np.polyval(coefficients, sample_rows))
+        valid = ((sample_rows >= top) & (sample_rows <= bottom) & (sampled_x >= 0)
+                 & (sampled_x < frame_width))
+        if not valid.any():
+            continue
+        lane = np.where(valid, sampled_x, _MISSING).astype(int).tolist()
+        fitted.append((float(np.polyval(coefficients, ys[-1])), lane))
+    fitted.sort(key=lambda item: item[0])
+    return [lane for _, lane in fitted]
+
+
+def tusimple_line(raw_file, lanes, h_samples, run_time_ms):
+    """One line of a TuSimple prediction file (no trailing newline).
+
+    Args:
+        raw_file: the frame's path as in the test tasks, e.g. "clips/0530/.../20.jpg".
+        lanes: lists of x per row of `h_samples` (-2 where absent), as from `fit_lanes`.
+        h_samples: the rows the lanes were sampled at.
+        run_time_ms: processing time of the frame in milliseconds.
+
+    Returns:
+        JSON text `{"raw_file", "lanes", "h_samples", "run_time"}`.
+    """
+    h_samples = [int(y) for y in h_samples]
+    for index, lane in enumerate(lanes):
+        if len(lane) != len(h_samples):
+            raise ValueError(f"{raw_file}: lane {index} has {len(lane)} points for "
+                             f"{len(h_samples)} h_samples")
+    return json.dumps({"raw_file": raw_file, "lanes": [[int(x) for x in lane] for lane in lanes],
+                       "h_samples": h_samples, "run_time": float(run_time_ms)})
+
+
+def read_tusimple_tasks(path):
+    """Frames to predict from a TuSimple tasks or label file (JSON lines).
+
+    Args:
+        path: e.g. test_tasks_0627.json or label_data_0313.json; each line has raw_file and
+            h_samples (other keys are ignored).
+
+    Returns:
+        list of (raw_file str, h_samples list[int]) in file order.
+    """
+    tasks = []
+    with open(path, encoding="utf-8") as lines:
+        for line_number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{line_number}: not valid JSON ({error})") from None
+            missing = [key for key in ("raw_file", "h_samples") if key not in record]
+            if missing:
+                raise ValueError(f"{path}:{line_number}: missing {', '.join(missing)}")
+            tasks.append((record["raw_file"], [int(y) for y in record["h_samples"]]))
+    return tasks

@@ -1,0 +1,208 @@
+"""Pictures of instances, lanes and embeddings, for people and for TensorBoard.
+
+All functions take and return plain numpy arrays (RGB, uint8) and leave their inputs untouched.
+Plots use matplotlib's object API with the Agg canvas, never pyplot, so nothing global (backend,
+current figure) changes and they work in training threads without a display.
+"""
+
+import colorsys
+
+import cv2
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+from sklearn.decomposition import PCA
+
+# Tableau's 10 colours first: designed to be told apart. Then hues a golden-ratio step apart.
+_TABLEAU = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+            "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+_GOLDEN_RATIO_CONJUGATE = 0.6180339887498949
+
+
+def instance_colors(n):
+    """Distinct colours for instances 1..n (instance k gets row k - 1); deterministic.
+
+    Args:
+        n: number of colours (>= 0).
+
+    Returns:
+        uint8 [n, 3] RGB.
+    """
+    colours = [to_rgb(name) for name in _TABLEAU[:n]]
+    for index in range(max(0, n - len(_TABLEAU))):
+        hue = (0.05 + index * _GOLDEN_RATIO_CONJUGATE) % 1.0
+        # Alternate saturation and value so that colours with close hues still differ.
+        saturation, value = ((0.9, 0.95), (0.6, 0.8), (0.95, 0.6))[index % 3]
+        colours.append(colorsys.hsv_to_rgb(hue, saturation, value))
+    return np.rint(np.asarray(colours, dtype=np.float64).reshape(-1, 3) * 255).astype(np.uint8)
+
+
+def _check_image(image_rgb):
+    image_rgb = np.asarray(image_rgb)
+    if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 [H, W, 3], got {image_rgb.dtype} "
+                         f"{image_rgb.shape}")
+    return image_rgb
+
+
+def resize_nearest(label_map, height, width):
+    """Label map resized with nearest neighbour: int32 [height, width] from int [h, w]."""
+    label_map = np.asarray(label_map, dtype=np.int32)
+    if label_map.shape == (height, width):
+        return label_map
+    return cv2.resize(label_map, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+def overlay_instances(image_rgb, instance_map, alpha=0.5):
+    """Tint each instance's pixels with its colour; background pixels stay as they are.
+
+    Args:
+        image_rgb: uint8 [H, W, 3].
+        instance_map: int [h, w], 0 background, k > 0 instance k (colour `instance_colors` k-1);
+            resized nearest to [H, W].
+        alpha: weight of the colour (0: image only, 1: colour only).
+
+    Returns:
+        uint8 [H, W, 3] new image.
+    """
+    image_rgb = _check_image(image_rgb)
+    height, width = image_rgb.shape[:2]
+    instances = resize_nearest(instance_map, height, width)
+    overlaid = image_rgb.copy()
+    on = instances > 0
+    if not on.any():
+        return overlaid
+    colours = instance_colors(int(instances.max())).astype(np.float64)
+    blended = (1.0 - alpha) * image_rgb[on] + alpha * colours[instances[on] - 1]
+    overlaid[on] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    return overlaid
+
+
+def draw_lanes(image_rgb, lanes, h_samples, thickness=3, radius=4):
+    """Draw TuSimple-style lanes: a polyline through each run of present points, and the points.
+
+    Args:
+        image_rgb: uint8 [H, W, 3] frame the lanes' coordinates refer to.
+        lanes: lists of x per row of `h_samples`, negative where absent (e.g. from `fit_lanes`).
+        h_samples: the rows.
+        thickness: line width in pixels.
+        radius: point radius in pixels.
+
+    Returns:
+        uint8 [H, W, 3] new image; lane i in colour `instance_colors` row i.
+    """
+    drawn = _check_image(image_rgb).copy()
+    colours = instance_colors(len(lanes))
+    for lane, colour in zip(lanes, colours):
+        colour = tuple(int(c) for c in colour)
+        run = []
+        for x, y in list(zip(lane, h_samples)) + [(-1, -1)]:  # sentinel closes the last run
+            if x >= 0:
+                run.append((int(x), int(y)))
+                continue
+            if len(run) > 1:
+                cv2.polylines(drawn, [np.array(run, np.int32)], False, colour, thickness,
+                              cv2.LINE_AA)
+            for point in run:
+                cv2.circle(drawn, point, radius, colour, -1, cv2.LINE_AA)
+            run = []
+    return drawn
+
+
+def _project(points, dims):
+    """Points [N, D] -> float64 [N, dims]: PCA when D > dims, zero columns added when D < dims."""
+    points = np.asarray(points, dtype=np.float64)
+    if points.shape[1] > dims:
+        if len(points) < 2:
+            return np.zeros((len(points), dims))
+        return PCA(n_components=dims, svd_solver="full").fit_transform(points)
+    padding = np.zeros((len(points), dims - points.shape[1]))
+    return np.concatenate([points, padding], axis=1)
+
+
+def embedding_to_rgb(embeddings):
+    """Embeddings as colours: the first 3 dimensions (PCA to 3 when D > 3), each min-max scaled.
+
+    Args:
+        embeddings: float [H, W, D].
+
+    Returns:
+        uint8 [H, W, 3]; a constant channel (including the zero padding when D < 3) is 0.
+    """
+    embeddings = np.asarray(embeddings)
+    if embeddings.ndim != 3:
+        raise ValueError(f"embeddings must be [H, W, D], got shape {embeddings.shape}")
+    height, width, dims = embeddings.shape
+    channels = _project(embeddings.reshape(-1, dims), 3)
+    low, high = channels.min(axis=0), channels.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    scaled = np.rint((channels - low) / span * 255.0)
+    return scaled.reshape(height, width, 3).astype(np.uint8)
+
+
+def _scatter_figure(embeddings, instance_map, max_points, seed, size_inches, dpi):
+    embeddings = np.asarray(embeddings)
+    instance_map = np.asarray(instance_map)
+    if embeddings.ndim != 3 or instance_map.shape != embeddings.shape[:2]:
+        raise ValueError(f"embeddings [H, W, D] and instance_map [H, W] must match, got "
+                         f"{embeddings.shape} and {instance_map.shape}")
+    figure = Figure(figsize=size_inches, dpi=dpi)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    rows, cols = np.nonzero(instance_map > 0)
+    if len(rows) > max_points:
+        keep = np.sort(np.random.default_rng(seed).choice(len(rows), max_points, replace=False))
+        rows, cols = rows[keep], cols[keep]
+    labels = instance_map[rows, cols]
+    if len(rows):
+        points = _project(embeddings[rows, cols], 2)
+        colours = instance_colors(int(labels.max()))[labels - 1] / 255.0
+        axes.scatter(points[:, 0], points[:, 1], c=colours, s=9, linewidths=0)
+    projection = "PCA of embeddings" if embeddings.shape[2] > 2 else "embeddings"
+    axes.set_title(f"{projection}: {len(np.unique(labels))} instances, {len(rows)} pixels",
+                   fontsize=8)
+    axes.tick_params(labelsize=6)
+    figure.tight_layout()
+    return figure
+
+
+def figure_to_array(figure):
+    """Render a matplotlib figure on its Agg canvas: uint8 [height, width, 3] RGB."""
+    canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else \
+        FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def embedding_scatter(embeddings, instance_map, path=None, max_points=2000, seed=0,
+                      size_inches=(4.0, 4.0), dpi=100):
+    """Scatter plot of instance pixels' embeddings (PCA to 2-D when D > 2), coloured by instance.
+
+    Args:
+        embeddings: float [H, W, D].
+        instance_map: int [H, W]; pixels > 0 are plotted in their instance's colour.
+        path: PNG to write, or None to get the figure.
+        max_points: most pixels plotted (a seeded random subset beyond that).
+        seed: seed of the subset.
+        size_inches, dpi: figure size.
+
+    Returns:
+        `path` after writing it, or the `matplotlib.figure.Figure` when path is None.
+    """
+    figure = _scatter_figure(embeddings, instance_map, max_points, seed, size_inches, dpi)
+    if path is None:
+        return figure
+    figure.savefig(path, dpi=dpi)
+    return path
+
+
+def embedding_scatter_image(embeddings, instance_map, max_points=2000, seed=0,
+                            size_inches=(4.0, 4.0), dpi=100):
+    """`embedding_scatter` rendered to an image, e.g. for `tf.summary.image`.
+
+    Returns:
+        uint8 [size_inches[1] * dpi, size_inches[0] * dpi, 3] RGB.
+    """
+    return figure_to_array(_scatter_figure(embeddings, instance_map, max_points, seed,
+                                           size_inches, dpi))

@@ -1,0 +1,102 @@
+"""Tests for enet_discrim.clustering (mean-shift on embeddings) and its benchmark case."""
+import numpy as np
+import pytest
+from sklearn.cluster import MeanShift, get_bin_seeds
+from sklearn.metrics import adjusted_rand_score
+
+from enet_discrim.benchmark.clustering import synthetic_lane_embeddings
+from enet_discrim.clustering import bin_seeds, cluster_embeddings, cluster_per_class, find_modes
+
+
+def _blobs(sizes, centres, noise=0.15, seed=0):
+    rng = np.random.default_rng(seed)
+    points = [np.asarray(c, float) + rng.normal(scale=noise, size=(n, len(c)))
+              for n, c in zip(sizes, centres)]
+    return np.concatenate(points)
+
+
+def _as_frame(points):
+    """Points [N, D] laid out as a 1-row frame with every pixel foreground."""
+    return points[None, :, :], np.ones((1, len(points)), dtype=bool)
+
+
+def test_bin_seeds_equal_sklearn_get_bin_seeds():
+    points = _blobs([120, 80, 50], [[0, 0, 0], [3, 0, 0], [0, 3, 3]], noise=0.4)
+    ours = {tuple(np.round(s, 5)) for s in bin_seeds(points, 1.0)}
+    theirs = {tuple(np.round(s, 5)) for s in get_bin_seeds(points, 1.0)}
+    assert ours == theirs
+
+
+def test_find_modes_equal_sklearn_meanshift_centres():
+    points = _blobs([150, 100, 60], [[0, 0, 0, 0], [3, 0, 0, 0], [0, 0, 3, 3]], noise=0.3)
+    ours = find_modes(points, 1.0)
+    theirs = MeanShift(bandwidth=1.0, bin_seeding=True).fit(points).cluster_centers_
+    np.testing.assert_allclose(ours, theirs, atol=1e-9)
+
+
+def test_small_frame_matches_sklearn_cluster_all_false_exactly():
+    # Fewer pixels than max_samples: no sampling, so labels equal MeanShift(cluster_all=False).
+    points = _blobs([90, 70, 60], [[0, 0], [3, 0], [0, 3]], noise=0.3, seed=1)
+    points = np.concatenate([points, [[1.6, 1.6]]])  # between blobs, maybe beyond bandwidth
+    embeddings, foreground = _as_frame(points)
+    ours = cluster_embeddings(embeddings, foreground, bandwidth=1.0, min_pixels=1)[0]
+    theirs = MeanShift(bandwidth=1.0, bin_seeding=True, cluster_all=False).fit(points).labels_
+    np.testing.assert_array_equal(ours == 0, theirs == -1)
+    assert adjusted_rand_score(theirs, ours) == pytest.approx(1.0)
+
+
+def test_sampled_clustering_agrees_with_full_meanshift():
+    embeddings, foreground, truth = synthetic_lane_embeddings(64, 128, n_lanes=4, dims=4, seed=3)
+    assert foreground.sum() > 600  # so that max_samples=300 really samples
+    ours = cluster_embeddings(embeddings, foreground, bandwidth=1.0, min_pixels=10,
+                              max_samples=300, seed=0)
+    full = MeanShift(bandwidth=1.0, bin_seeding=True).fit(embeddings[foreground]).labels_
+    assert adjusted_rand_score(full, ours[foreground]) >= 0.98
+    assert adjusted_rand_score(truth[foreground], ours[foreground]) >= 0.98
+    assert ours.max() == 4
+    assert np.all(ours[~foreground] == 0)
+
+
+def test_deterministic_for_a_seed():
+    embeddings, foreground, _ = synthetic_lane_embeddings(48, 96, n_lanes=3, dims=3, noise=0.35,
+                                                          seed=5)
+    first = cluster_embeddings(embeddings, foreground, max_samples=100, seed=7, min_pixels=5)
+    second = cluster_embeddings(embeddings, foreground, max_samples=100, seed=7, min_pixels=5)
+    assert first.dtype == np.int32 and first.shape == (48, 96)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_numbered_by_size_and_small_clusters_dropped():
+    # 10 pixels at (3,0), 40 at (0,0), 25 at (0,3): ids by size 1 <- 40, 2 <- 25; the 10 dropped.
+    points = np.concatenate([np.tile([[3.0, 0.0]], (10, 1)), np.tile([[0.0, 0.0]], (40, 1)),
+                             np.tile([[0.0, 3.0]], (25, 1))])
+    embeddings, foreground = _as_frame(points)
+    labels = cluster_embeddings(embeddings, foreground, bandwidth=1.0, min_pixels=20)[0]
+    np.testing.assert_array_equal(labels, [0] * 10 + [1] * 40 + [2] * 25)
+
+
+def test_empty_foreground_gives_zeros():
+    embeddings = np.zeros((4, 5, 3), np.float32)
+    labels = cluster_embeddings(embeddings, np.zeros((4, 5), bool))
+    assert labels.dtype == np.int32
+    np.testing.assert_array_equal(labels, np.zeros((4, 5)))
+
+
+def test_shape_mismatch_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"foreground shape \(4, 4\) does not match"):
+        cluster_embeddings(np.zeros((4, 5, 3)), np.ones((4, 4), bool))
+
+
+def test_cluster_per_class_unique_ids_and_classes():
+    # Row 0: class 11 with two instances (35 and 25 pixels); row 1: class 13 with one;
+    # row 2: class 0 (stuff).
+    embeddings = np.zeros((3, 60, 2))
+    embeddings[0, 35:] = [3.0, 0.0]
+    semantic = np.array([[11] * 60, [13] * 60, [0] * 60])
+    instance_map, classes = cluster_per_class(embeddings, semantic, thing_classes=[11, 13],
+                                              min_pixels=5)
+    np.testing.assert_array_equal(instance_map[0], [1] * 35 + [2] * 25)
+    np.testing.assert_array_equal(instance_map[1], [3] * 60)
+    np.testing.assert_array_equal(instance_map[2], 0)
+    np.testing.assert_array_equal(classes, [11, 11, 13])
+    assert classes.dtype == np.int32

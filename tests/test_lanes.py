@@ -1,0 +1,112 @@
+"""Tests for enet_discrim.lanes: lane fitting in frame coordinates and TuSimple lines."""
+import json
+
+import numpy as np
+import pytest
+
+from enet_discrim.lanes import (TUSIMPLE_H_SAMPLES, fit_lanes, read_tusimple_tasks,
+                                tusimple_line)
+
+# Network map 256x512 -> frame 720x1280: scale 2.8125 rows, 2.5 columns.
+MAP_SHAPE = (256, 512)
+
+
+def _frame_x(map_col):
+    return (map_col + 0.5) * 2.5 - 0.5
+
+
+def _map_row(frame_y):
+    return (frame_y + 0.5) / 2.8125 - 0.5
+
+
+def test_vertical_lane_scaled_by_pixel_centres_and_missing_above_its_pixels():
+    instance_map = np.zeros(MAP_SHAPE, np.int32)
+    instance_map[100:, 99:102] = 1  # mean column 100 -> frame x 250.75
+    (lane,) = fit_lanes(instance_map, 720, 1280)
+    # Pixels cover frame y from 100 * 2.8125 - 0.5 = 280.75 down to the bottom: rows >= 290.
+    expected = [-2 if y < 290 else 251 for y in TUSIMPLE_H_SAMPLES]
+    assert lane == expected
+
+
+def test_slanted_lane_follows_the_line():
+    instance_map = np.zeros(MAP_SHAPE, np.int32)
+    for row in range(50, 256):
+        instance_map[row, 400 - row - 1:400 - row + 2] = 1  # centre column 400 - row
+    (lane,) = fit_lanes(instance_map, 720, 1280)
+    for y, x in zip(TUSIMPLE_H_SAMPLES, lane):
+        if y < 50 * 2.8125:
+            assert x == -2
+        else:
+            assert x == round(_frame_x(400 - _map_row(y)))
+
+
+def test_short_lane_is_fitted_with_a_straight_line():
+    # 15 rows on the parabola col = 100 + (row - 107)^2: a line fit is flat at the mean column
+    # 100 + 280 / 15 (frame x 297.42); a quadratic would follow the bend.
+    instance_map = np.zeros(MAP_SHAPE, np.int32)
+    for row in range(100, 115):
+        instance_map[row, 100 + (row - 107) ** 2] = 1
+    (lane,) = fit_lanes(instance_map, 720, 1280, min_points=10)
+    # Extent of the pixels in the frame: 280.75 .. 322.94 -> rows 290, 300, 310, 320.
+    expected = [297 if y in (290, 300, 310, 320) else -2 for y in TUSIMPLE_H_SAMPLES]
+    assert lane == expected
+
+
+def test_curved_long_lane_uses_the_quadratic():
+    instance_map = np.zeros(MAP_SHAPE, np.int32)
+    rows = np.arange(60, 256)
+    cols = np.rint(300 + 0.004 * (rows - 60) ** 2).astype(int)
+    instance_map[rows, cols] = 1
+    (lane,) = fit_lanes(instance_map, 720, 1280)
+    for y, x in zip(TUSIMPLE_H_SAMPLES, lane):
+        if y > 200:
+            map_row = _map_row(y)
+            assert abs(x - _frame_x(300 + 0.004 * (map_row - 60) ** 2)) <= 2
+
+
+def test_lanes_ordered_left_to_right_and_short_instances_dropped():
+    instance_map = np.zeros(MAP_SHAPE, np.int32)
+    instance_map[80:, 400] = 1   # right lane, id 1
+    instance_map[80:, 50] = 2    # left lane, id 2
+    instance_map[200:205, 250] = 3  # 5 rows only: dropped
+    lanes = fit_lanes(instance_map, 720, 1280, min_points=10)
+    assert len(lanes) == 2
+    assert lanes[0][-1] == round(_frame_x(50)) and lanes[1][-1] == round(_frame_x(400))
+
+
+def test_points_outside_the_frame_are_missing():
+    instance_map = np.zeros(MAP_SHAPE, np.int32)
+    for row in range(0, 256):
+        instance_map[row, min(511, 300 + row)] = 1  # runs into the right edge
+    (lane,) = fit_lanes(instance_map, 720, 1280)
+    xs = np.array(lane)
+    assert np.all(xs[xs != -2] < 1280)
+    assert lane[-1] == -2 and lane[0] != -2
+
+
+def test_empty_map_gives_no_lanes():
+    assert fit_lanes(np.zeros(MAP_SHAPE, np.int32), 720, 1280) == []
+
+
+def test_tusimple_line_round_trip_and_wrong_length():
+    h_samples = [160, 170, 180]
+    line = tusimple_line("clips/a/20.jpg", [[1, -2, 3]], h_samples, 12.5)
+    assert "\n" not in line
+    assert json.loads(line) == {"raw_file": "clips/a/20.jpg", "lanes": [[1, -2, 3]],
+                                "h_samples": [160, 170, 180], "run_time": 12.5}
+    with pytest.raises(ValueError, match=r"clips/a/20.jpg: lane 0 has 2 points for 3 h_samples"):
+        tusimple_line("clips/a/20.jpg", [[1, 2]], h_samples, 1.0)
+
+
+def test_read_tusimple_tasks(tmp_path):
+    path = tmp_path / "tasks.json"
+    path.write_text('{"raw_file": "clips/a/20.jpg", "h_samples": [160, 170], "lanes": []}\n'
+                    '{"raw_file": "clips/b/20.jpg", "h_samples": [240]}\n\n')
+    assert read_tusimple_tasks(path) == [("clips/a/20.jpg", [160, 170]),
+                                         ("clips/b/20.jpg", [240])]
+    path.write_text('{"raw_file": "clips/a/20.jpg", "h_samples": [160]}\n{"raw_file": \n')
+    with pytest.raises(ValueError, match=r"tasks.json:2: not valid JSON"):
+        read_tusimple_tasks(path)
+    path.write_text('{"raw_file": "clips/a/20.jpg"}\n')
+    with pytest.raises(ValueError, match=r"tasks.json:1: missing h_samples"):
+        read_tusimple_tasks(path)
