@@ -435,22 +435,21 @@ def _sample_palette(rng):
 # ---------------------------------------------------------------------- sky and far background
 
 def _draw_sky(rng, image, ground_top, palette):
+    """Vertical gradient with soft clouds; drawn at a quarter resolution, as the sky is smooth."""
     rows = max(ground_top, 1)
-    t = (np.arange(rows, dtype=np.float32) / rows) ** 1.6
+    small_rows, small_cols = max(rows // 4, 2), IMAGE_WIDTH // 4
+    t = (np.arange(small_rows, dtype=np.float32) / small_rows) ** 1.6
     gradient = palette["zenith"][None, :] + t[:, None] * (palette["horizon"] - palette["zenith"])
-    sky = np.repeat(gradient[:, None, :].astype(np.float32), IMAGE_WIDTH, axis=1)
+    sky = np.repeat(gradient[:, None, :].astype(np.float32), small_cols, axis=1)
     cloudiness = rng.uniform(-0.5, 1.2) if not palette["overcast"] else rng.uniform(0.3, 1.0)
     if cloudiness > 0:
         stretch = rng.uniform(1.0, 5.0)  # wide, flat clouds or streaks
-        # clouds are soft: draw them at a quarter of the resolution
-        noise = drawing.fractal_noise(rng, max(rows // 4, 2), IMAGE_WIDTH // 4, 3,
-                                      int(6 * 4 / stretch) + 2)
-        alpha = np.clip((noise - 1.2 + cloudiness) * 0.45, 0.0, 0.85)
-        alpha = cv2.resize(alpha, (IMAGE_WIDTH, rows)) * (1.0 - 0.5 * t[:, None])
-        clouds = np.empty_like(sky)
-        clouds[:] = palette["horizon"] * rng.uniform(0.95, 1.08)
-        sky = drawing.blend_images(sky, clouds, alpha)
-    image[:rows] = np.clip(sky, 0, 255).astype(np.uint8)
+        noise = drawing.fractal_noise(rng, small_rows, small_cols, 3, int(6 * 4 / stretch) + 2)
+        alpha = np.clip((noise - 1.2 + cloudiness) * 0.45, 0.0, 0.85) * (1.0 - 0.5 * t[:, None])
+        cloud = (palette["horizon"] * rng.uniform(0.95, 1.08)).astype(np.float32)
+        sky += alpha[..., None] * (cloud - sky)
+    small = np.clip(sky, 0, 255).astype(np.uint8)
+    image[:rows] = cv2.resize(small, (IMAGE_WIDTH, rows), interpolation=cv2.INTER_LINEAR)
     image[rows:] = 0
 
 
@@ -483,9 +482,13 @@ def _draw_hills(rng, image, ground_top, palette):
         return
     texture = drawing.fractal_noise(rng, len(rows) // 2 + 1, IMAGE_WIDTH // 2, 6, 40, octaves=3)
     texture = cv2.resize(texture, (IMAGE_WIDTH, len(rows)))
-    shaded = np.asarray(colours, np.float32)[cover] * (1.0 + 0.12 * texture)[..., None]
+    table = np.zeros((256, 1, 3), np.uint8)
+    table[:len(colours), 0] = np.clip(colours, 0, 255).astype(np.uint8)
+    flat = cv2.LUT(cv2.merge([cover, cover, cover]), table)
+    gain = (1.0 + 0.12 * texture).astype(np.float32)
+    shaded = cv2.multiply(flat, cv2.merge([gain, gain, gain]), dtype=cv2.CV_8U)
     band = image[band_top:ground_top + 1]
-    np.copyto(band, np.clip(shaded, 0, 255).astype(np.uint8), where=(cover > 0)[..., None])
+    cv2.copyTo(shaded, (cover > 0).astype(np.uint8), band)
 
 
 # --------------------------------------------------------------------------------- the ground
@@ -633,7 +636,7 @@ def _draw_ground(rng, image, ground_top, camera, layout, vehicles, palette, cfg)
 def _draw_cracks(rng, mask, camera, layout, palette):
     """Tar-sealed cracks (random walks) and, on concrete, transverse slab joints."""
     width = layout.lines[-1].s - layout.lines[0].s
-    for _ in range(int(rng.poisson(6))):
+    for _ in range(int(rng.poisson(3))):
         steps = int(rng.integers(8, 40))
         transverse = rng.random() < 0.3
         ds = rng.normal(0.6 if transverse else 0.0, 0.25, steps)
@@ -641,8 +644,8 @@ def _draw_cracks(rng, mask, camera, layout, palette):
         s = layout.lines[0].s + rng.uniform(0, width) + np.cumsum(ds)
         z = np.clip(rng.uniform(3, 90) + np.cumsum(dz), 2.0, camera.far_z)
         near = z.min() < 12
-        drawing.draw_polyline(mask, camera.points(s, z), int(rng.uniform(60, 170)),
-                              2 if near and rng.random() < 0.5 else 1)
+        drawing.draw_polyline(mask, camera.points(s, z), int(rng.uniform(40, 130)),
+                              2 if near and rng.random() < 0.3 else 1)
     if palette["concrete_surface"]:
         spacing = rng.uniform(4.5, 6.0)
         s = np.linspace(layout.lines[0].s, layout.lines[-1].s, 12)
@@ -800,10 +803,17 @@ def _tree_drawer(camera, s, z, rng, palette):
     base = palette["vegetation"] * rng.uniform(0.7, 1.2)
     blobs = [(rng.normal(0, radius * 0.5), rng.normal(0, radius * 0.4), radius * rng.uniform(0.5, 0.9),
               rng.uniform(0.75, 1.2)) for _ in range(int(rng.integers(3, 8)))]
+    conifer = rng.random() < 0.3
+    conifer_height = rng.uniform(5.0, 14.0)
 
     def draw(image, occlusion):
         scale = camera.focal / z
         if radius * scale < 0.8:
+            return
+        if conifer:  # a dark cone
+            cone = np.concatenate([camera.points([s - radius * 0.6, s + radius * 0.6], z, 0.5),
+                                   camera.points(s, z, conifer_height)[None, :]])
+            _fill(image, occlusion, [cone], np.clip(base * 0.7, 0, 255))
             return
         centre = np.array(camera.project(s, z, trunk + radius))
         ground = np.array(camera.project(s, z, 0.0))
