@@ -1,0 +1,207 @@
+"""Synthetic TuSimple and Cityscapes generators: formats, labels that match pixels, reproducibility."""
+import json
+import pathlib
+
+import cv2
+import numpy as np
+import pytest
+from cityscapesscripts.helpers import labels as cityscapes_labels
+
+from enet_discrim.data.synthetic import __main__ as cli
+from enet_discrim.data.synthetic import cityscapes, drawing, tusimple
+
+
+def _files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(pathlib.Path(root).rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------ drawing
+
+def test_blend_colour_mixes_by_mask_opacity():
+    target = np.full((2, 3, 3), 100.0, np.float32)
+    mask = np.zeros((2, 3), np.uint8)
+    mask[0, 1] = 255
+    mask[1, 2] = 51  # 20 %
+    drawing.blend_colour(target, mask, (200, 0, 100))
+    np.testing.assert_allclose(target[0, 1], [200, 0, 100])
+    np.testing.assert_allclose(target[1, 2], [120, 80, 100], rtol=1e-5)
+    np.testing.assert_allclose(target[0, 0], [100, 100, 100])
+
+
+def test_camera_projects_road_points_by_pinhole_geometry():
+    camera = tusimple._Camera(focal=1000.0, height=1.5, centre_x=640.0, horizon_y=300.0, yaw=0.0,
+                              curvature=0.0, curvature_rate=0.0, vertical_curvature=0.0,
+                              far_z=200.0)
+    u, v = camera.project(1.5, 15.0)
+    assert (u, v) == pytest.approx((740.0, 400.0))
+    # a curve to the right shifts far points right by focal * curvature * z / 2
+    bent = tusimple._Camera(**{**camera.__dict__, "curvature": 1e-3})
+    assert bent.project(0.0, 100.0)[0] == pytest.approx(640.0 + 1000 * 0.5 * 1e-3 * 100)
+
+
+# ----------------------------------------------------------------------------- TuSimple
+
+def test_render_frame_returns_tusimple_shaped_labels():
+    image, lanes, h_samples = tusimple.render_frame(np.random.default_rng(0))
+    assert image.shape == (720, 1280, 3) and image.dtype == np.uint8
+    assert h_samples == list(range(160, 720, 10)) and len(h_samples) == 56
+    assert 1 <= len(lanes) <= 5
+    for lane in lanes:
+        assert len(lane) == 56
+        assert all(type(x) is int and (x == -2 or 0 <= x < 1280) for x in lane)
+        assert any(x != -2 for x in lane)
+    # lanes run left to right: compare at a row where all of them have points
+    rows = [i for i in range(56) if all(lane[i] != -2 for lane in lanes)]
+    if rows:
+        xs = [lane[rows[-1]] for lane in lanes]
+        assert xs == sorted(xs)
+
+
+def _marking_like(image, x, row, offset=30):
+    """Brighter, or yellower, than the road on both sides at the same row."""
+    pixel = image[row, max(0, x - 1):x + 2].astype(int).max(axis=0)
+    left = image[row, max(0, x - offset)].astype(int)
+    right = image[row, min(1279, x + offset)].astype(int)
+    brighter = all(pixel.sum() > side.sum() + 45 for side in (left, right))
+    yellower = all(pixel[2] - pixel[0] > side[2] - side[0] + 40 for side in (left, right))
+    return brighter or yellower
+
+
+def test_labelled_points_lie_on_marking_pixels():
+    checked, on_marking, shifted_on_marking = 0, 0, 0
+    for seed in range(4):
+        image, lanes, h_samples = tusimple.render_frame(
+            np.random.default_rng(seed), tusimple.DomainRandomization.clean())
+        for lane in lanes:
+            for x, row in zip(lane, h_samples):
+                if x == -2 or row < 500 or not 40 <= x < 1240:
+                    continue  # near rows only, where a marking is several pixels wide
+                checked += 1
+                on_marking += _marking_like(image, x, row)
+                shifted_on_marking += _marking_like(image, x + 25, row)
+    assert checked >= 20
+    assert on_marking / checked > 0.9
+    assert shifted_on_marking / checked < 0.3  # the check does tell markings from road
+
+
+def test_generate_writes_native_layout(tmp_path):
+    paths = tusimple.generate(tmp_path, 4, seed=3)
+    assert [p.name for p in paths] == ["label_data_0313.json", "label_data_0531.json",
+                                       "label_data_0601.json"]
+    records = [json.loads(line) for p in paths for line in p.read_text().splitlines()]
+    assert len(records) == 4
+    for record in records:
+        assert set(record) == {"lanes", "h_samples", "raw_file"}
+        assert record["h_samples"] == list(range(160, 720, 10))
+        assert all(len(lane) == 56 for lane in record["lanes"])
+        assert record["raw_file"].startswith("clips/") and record["raw_file"].endswith("/20.jpg")
+        frame = cv2.imread(str(tmp_path / record["raw_file"]))
+        assert frame is not None and frame.shape == (720, 1280, 3)
+
+
+def test_generate_matches_render_frame_and_is_reproducible(tmp_path):
+    tusimple.generate(tmp_path / "a", 2, seed=7)
+    tusimple.generate(tmp_path / "b", 2, seed=7)
+    tusimple.generate(tmp_path / "c", 2, seed=8)
+    first, again, other = (_files(tmp_path / d) for d in "abc")
+    assert first == again
+    assert first.keys() != other.keys() or first != other
+    assert set(first.values()).isdisjoint(set(other.values()))
+    # frame 1 on disk is exactly render_frame from its documented generator
+    record = json.loads((tmp_path / "a" / "label_data_0531.json").read_text())
+    image, lanes, _ = tusimple.render_frame(np.random.default_rng([7, 1]))
+    assert record["lanes"] == lanes
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "a" / record["raw_file"])), image)
+
+
+def test_occluded_lane_points_are_minus_two():
+    """Points that fall on an upright object (vehicle, barrier, tree) are not labelled."""
+    cfg = tusimple.DomainRandomization.clean()
+    rng = np.random.default_rng(0)
+    camera = tusimple._Camera(focal=1000.0, height=1.5, centre_x=640.0, horizon_y=300.0, yaw=0.0,
+                              curvature=0.0, curvature_rate=0.0, vertical_curvature=0.0,
+                              far_z=200.0)
+    layout = tusimple._sample_layout(rng, cfg)
+    occlusion = np.zeros((720, 1280), np.uint8)
+    free = tusimple._lane_labels(np.random.default_rng(1), camera, layout, occlusion,
+                                 tusimple._roll_matrix(0.0))
+    occlusion[395:455] = 255  # a wall across rows 395..454 hides rows 400, 410, ..., 450
+    hidden = tusimple._lane_labels(np.random.default_rng(1), camera, layout, occlusion,
+                                   tusimple._roll_matrix(0.0))
+    assert len(free) == len(hidden) >= 2
+    rows = np.arange(160, 720, 10)
+    for before, after in zip(free, hidden):
+        for row, x_free, x_hidden in zip(rows, before, after):
+            assert x_hidden == (-2 if 395 <= row < 455 else x_free)
+    # hand check of one point: a line at s metres projects to 640 + s * (row - 300) / 1.5
+    line = layout.lines[layout.labelled[0]]
+    assert free[0][rows.tolist().index(600)] == round(640 + line.s * (600 - 300) / 1.5)
+
+
+def test_generate_refuses_to_overwrite_labels(tmp_path):
+    tusimple.generate(tmp_path, 1, seed=0)
+    before = _files(tmp_path)
+    with pytest.raises(FileExistsError, match="label_data_0313.json"):
+        tusimple.generate(tmp_path, 1, seed=1)
+    assert _files(tmp_path) == before
+    with pytest.raises(ValueError, match="count"):
+        tusimple.generate(tmp_path / "x", -1, seed=0)
+
+
+def test_cli_tusimple(tmp_path, capsys):
+    assert cli.main(["tusimple", "--outdir", str(tmp_path), "--count", "1", "--seed", "2"]) == 0
+    assert "tusimple: 1 frames" in capsys.readouterr().out
+    assert (tmp_path / "label_data_0313.json").exists()
+    assert cli.main(["tusimple", "--outdir", str(tmp_path), "--count", "1", "--seed", "2"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- Cityscapes
+
+def test_cityscapes_layout_ids_and_instances(tmp_path):
+    images = cityscapes.generate(tmp_path, 2, seed=1, split="train", width=320, height=160)
+    assert len(images) == 2
+    valid_ids = {label.id for label in cityscapes_labels.labels if label.id >= 0}
+    thing_ids = {label.id for label in cityscapes_labels.labels if label.hasInstances}
+    for image_path in images:
+        assert image_path.parent.parent == tmp_path / "leftImg8bit" / "train"
+        city = image_path.parent.name
+        assert image_path.name.startswith(city + "_") and image_path.name.endswith(
+            "_000019_leftImg8bit.png")
+        stem = image_path.name[:-len("_leftImg8bit.png")]
+        gt = tmp_path / "gtFine" / "train" / city
+        image = cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
+        label_ids = cv2.imread(str(gt / f"{stem}_gtFine_labelIds.png"), cv2.IMREAD_UNCHANGED)
+        instance_ids = cv2.imread(str(gt / f"{stem}_gtFine_instanceIds.png"),
+                                  cv2.IMREAD_UNCHANGED).astype(np.int64)
+        assert image.shape == (160, 320, 3) and image.dtype == np.uint8
+        assert label_ids.shape == (160, 320) and label_ids.dtype == np.uint8
+        assert instance_ids.shape == (160, 320)
+        assert set(np.unique(label_ids)) <= valid_ids
+        things = instance_ids >= 1000
+        np.testing.assert_array_equal(instance_ids[things] // 1000, label_ids[things])
+        np.testing.assert_array_equal(instance_ids[~things], label_ids[~things])
+        assert set(np.unique(instance_ids[things] // 1000)) <= thing_ids
+        assert len(np.unique(instance_ids[things])) >= 3
+        assert {cityscapes_labels.name2label[n].id for n in ("road", "sky", "building")} <= set(
+            np.unique(label_ids))
+        crowd = (~things) & np.isin(label_ids, list(thing_ids))
+        assert crowd.any(), "a crowd region keeps the bare label id"
+
+
+def test_cityscapes_reproducible_by_seed(tmp_path):
+    for name, seed, split in (("a", 4, "val"), ("b", 4, "val"), ("c", 5, "val")):
+        cityscapes.generate(tmp_path / name, 1, seed=seed, split=split, width=160, height=80)
+    first, again, other = (_files(tmp_path / d) for d in "abc")
+    assert first == again
+    assert first.keys() == other.keys() and first != other
+    assert all(key.startswith(("leftImg8bit/val/", "gtFine/val/")) for key in first)
+
+
+def test_cityscapes_rejects_bad_split(tmp_path):
+    with pytest.raises(ValueError, match="split"):
+        cityscapes.generate(tmp_path, 1, seed=0, split="testing")
+    assert cli.main(["cityscapes", "--outdir", str(tmp_path), "--count", "1", "--seed", "0",
+                     "--width", "160", "--height", "80"]) == 0
+    assert (tmp_path / "leftImg8bit" / "train").is_dir()
