@@ -26,6 +26,8 @@ setup(
         "scikit-learn",
         "matplotlib",
         "absl-py",
+        # tf.summary writes through TensorBoard, which TensorFlow no longer installs itself.
+        "tensorboard",
         "cityscapesscripts",
         "tqdm",
     ],

@@ -96,3 +96,11 @@ def test_mixed_precision_outputs_stay_float32():
     assert model.encoder.initial.conv.compute_dtype == "bfloat16"
     assert outputs["embeddings"].dtype == tf.float32
     assert outputs["semantic_logits"].dtype == tf.float32
+
+
+def test_build_creates_every_weight_without_a_call():
+    model = ENet(num_classes=2, embedding_dim=4)
+    model.build((None, 256, 512, 3))
+    assert model.count_params() == 547_490
+    with pytest.raises(ValueError, match="multiple of 8"):
+        ENet().build((None, 250, 512, 3))

@@ -175,6 +175,11 @@ class ENet(keras.Model):
                     f"(input shape {tuple(shape)})"
                 )
 
+    def build(self, input_shape):
+        self.check_input_shape(input_shape)
+        # Weights do not depend on the image size: one pass over a tiny image creates them all.
+        self.call(keras.ops.zeros((1, SIZE_MULTIPLE, SIZE_MULTIPLE, 3)), training=False)
+
     def call(self, images, training=None):
         self.check_input_shape(images.shape)
         x = self.rescale(keras.ops.cast(images, self.compute_dtype))

@@ -70,11 +70,11 @@ def compute_losses(outputs, labels, settings):
     }
 
 
-def make_train_step(model, optimizer, strategy, settings, steps_per_call=1):
+def make_train_step(model, optimizer, strategy, settings):
     """Builds `train_step(iterator) -> dict of losses`, a `tf.function` over the strategy.
 
-    Each call runs `steps_per_call` optimizer steps (fewer Python round trips) and returns the
-    losses of the last one, averaged over replicas. Every replica's loss is divided by the number
+    Each call runs one optimizer step on the next batch of `iterator` and returns its losses,
+    averaged over replicas. Every replica's loss is divided by the number
     of replicas, so that the summed gradients are those of the global batch; a
     `keras.optimizers.LossScaleOptimizer` (mixed float16) scales the loss and unscales the gradients.
     """
@@ -92,10 +92,7 @@ def make_train_step(model, optimizer, strategy, settings, steps_per_call=1):
 
     @tf.function
     def train_step(iterator):
-        losses = strategy.run(replica_step, args=next(iterator))
-        for _ in tf.range(steps_per_call - 1):
-            losses = strategy.run(replica_step, args=next(iterator))
-        return _mean_over_replicas(strategy, losses)
+        return _mean_over_replicas(strategy, strategy.run(replica_step, args=next(iterator)))
 
     return train_step
 

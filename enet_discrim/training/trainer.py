@@ -95,6 +95,7 @@ def train(config, strategy=None):
 
     with strategy.scope():
         model = _build_model(config, info["num_classes"])
+        model.build((None, config.height, config.width, 3))  # optimizer slots need the weights
         optimizer = keras.optimizers.Adam(config.learning_rate)
         if keras.mixed_precision.global_policy().name == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
