@@ -1,0 +1,158 @@
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from enet_discrim import batch_inference
+from enet_discrim.model import ENet
+from enet_discrim.predictor import Predictor, load_config, read_rgb
+from enet_discrim.training import TrainConfig, save_model
+
+HEIGHT, WIDTH = 32, 64
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TUSIMPLE_INFO = {"num_classes": 2, "class_names": ["background", "lane"], "ignore_label": 255}
+
+
+@pytest.fixture(scope="module")
+def modeldir(tmp_path_factory):
+    outdir = tmp_path_factory.mktemp("model")
+    model = ENet(num_classes=2, embedding_dim=4)
+    model.build((None, HEIGHT, WIDTH, 3))
+    save_model(model, TrainConfig(outdir=str(outdir), height=HEIGHT, width=WIDTH), TUSIMPLE_INFO)
+    return str(outdir)
+
+
+def two_lane_outputs(images):
+    """Network stand-in: lanes in columns 10-13 and 40-43, embeddings 3 apart per lane."""
+    batch = tf.shape(images)[0]
+    logits = np.zeros((1, HEIGHT, WIDTH, 2), np.float32)
+    logits[..., 0] = 5.0
+    embeddings = np.zeros((1, HEIGHT, WIDTH, 4), np.float32)
+    for columns, centre in ((slice(10, 14), 0.0), (slice(40, 44), 3.0)):
+        logits[0, 8:, columns] = [0.0, 5.0]
+        embeddings[0, 8:, columns, 0] = centre
+    return {
+        "semantic_logits": tf.repeat(tf.constant(logits), batch, axis=0),
+        "embeddings": tf.repeat(tf.constant(embeddings), batch, axis=0),
+    }
+
+
+@pytest.fixture
+def crafted_predictor(modeldir):
+    predictor = Predictor(modeldir, min_pixels=10)
+    predictor._network = two_lane_outputs
+    return predictor
+
+
+def write_frames(directory, sizes=((72, 128),)):
+    os.makedirs(directory, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (height, width) in enumerate(sizes):
+        path = os.path.join(directory, f"frame{i}.jpg")
+        cv2.imwrite(path, rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+        paths.append(path)
+    return paths
+
+
+def test_missing_model_files_are_listed(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        load_config(str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="missing model.keras and config.json"):
+        load_config(str(tmp_path))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="missing model.keras"):
+        load_config(str(tmp_path))
+
+
+def test_read_rgb_converts_grey_and_rgba_and_names_bad_files(tmp_path):
+    grey = np.full((5, 7), 200, np.uint8)
+    cv2.imwrite(str(tmp_path / "grey.png"), grey)
+    rgba = np.zeros((5, 7, 4), np.uint8)
+    rgba[..., 2] = 255  # red in OpenCV's BGRA order
+    cv2.imwrite(str(tmp_path / "rgba.png"), rgba)
+    assert read_rgb(str(tmp_path / "grey.png")).shape == (5, 7, 3)
+    assert read_rgb(str(tmp_path / "rgba.png"))[0, 0].tolist() == [255, 0, 0]
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match="broken.jpg: not a readable image"):
+        read_rgb(str(tmp_path / "broken.jpg"))
+
+
+def test_crafted_outputs_give_two_instances_and_two_lanes_in_frame_coordinates(crafted_predictor):
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    prediction = crafted_predictor.predict(frame)
+    assert prediction.instances.shape == (HEIGHT, WIDTH)
+    assert len(np.unique(prediction.instances[prediction.instances > 0])) == 2
+    assert prediction.instances_at_frame_size().shape == (720, 1280)
+    assert len(prediction.lanes) == 2
+    # Columns 10-13 and 40-43 of 64 are x ~ 240 and ~ 840 of 1280, in the rows below map row 8.
+    left, right = ([x for x in lane if x != -2] for lane in prediction.lanes)
+    assert all(abs(x - 240) <= 20 for x in left) and all(abs(x - 840) <= 20 for x in right)
+    assert prediction.lanes[0][0] == -2  # row 160 of 720 is above the lanes (map row 8 = 180)
+    assert set(prediction.timings_ms) == {"network", "clustering", "postprocessing"}
+
+
+def test_run_writes_pictures_instances_and_tusimple_lines(crafted_predictor, tmp_path):
+    paths = write_frames(tmp_path / "in", sizes=((72, 128), (90, 160)))
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    jobs = batch_inference.list_jobs(str(tmp_path / "in"))
+    summary = batch_inference.run(crafted_predictor, jobs, str(tmp_path / "out"), plots=True)
+    assert summary["processed"] == 2
+    assert len(summary["skipped"]) == 1 and "notes.txt: not a readable image" in summary["skipped"][0]
+    for path, (height, width) in zip(paths, ((72, 128), (90, 160))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        instances = cv2.imread(str(tmp_path / "out" / f"{name}_instances.png"), cv2.IMREAD_UNCHANGED)
+        assert instances.dtype == np.uint16 and instances.shape == (height, width)
+        assert set(np.unique(instances)) == {0, 1, 2}
+        assert cv2.imread(str(tmp_path / "out" / f"{name}_overlay.png")).shape == (height, width, 3)
+        assert os.path.exists(tmp_path / "out" / f"{name}_embedding.png")
+    lines = [json.loads(line) for line in open(summary["predictions"])]
+    assert [line["raw_file"] for line in lines] == ["frame0.jpg", "frame1.jpg"]
+    assert all(len(lane) == 56 for line in lines for lane in line["lanes"])
+    assert all(isinstance(line["run_time"], (int, float)) and line["run_time"] > 0 for line in lines)
+    assert set(summary["timings_ms"]) == set(batch_inference.STAGES) | {"total"}
+
+
+def test_tusimple_tasks_are_predicted_in_order_at_their_own_rows(crafted_predictor, tmp_path):
+    root = tmp_path / "root"
+    for clip in ("b", "a"):
+        write_frames(root / "clips" / clip, sizes=((720, 1280),))
+    tasks = tmp_path / "test_tasks.json"
+    rows = [list(range(200, 700, 20)), list(range(160, 711, 10))]
+    tasks.write_text(
+        "\n".join(json.dumps({"raw_file": f"clips/{clip}/frame0.jpg", "h_samples": h, "lanes": []})
+                  for clip, h in zip(("b", "a"), rows)) + "\n"
+    )
+    jobs = batch_inference.list_jobs(str(root), str(tasks))
+    summary = batch_inference.run(crafted_predictor, jobs, str(tmp_path / "out"))
+    lines = [json.loads(line) for line in open(summary["predictions"])]
+    assert [line["raw_file"] for line in lines] == ["clips/b/frame0.jpg", "clips/a/frame0.jpg"]
+    assert [len(line["lanes"][0]) for line in lines] == [len(rows[0]), len(rows[1])]
+    assert os.path.exists(tmp_path / "out" / "clips_b_frame0_overlay.png")
+
+
+def test_cli_runs_the_saved_model_and_fails_only_when_nothing_was_processed(modeldir, tmp_path):
+    write_frames(tmp_path / "in")
+    environment = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, os.path.join(REPO, "inference.py"), f"--modeldir={modeldir}"]
+    done = subprocess.run(command + [f"--indir={tmp_path / 'in'}", f"--outdir={tmp_path / 'out'}"],
+                          env=environment, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Processed 1 frame(s), skipped 0." in done.stdout and "network" in done.stdout
+    assert os.path.exists(tmp_path / "out" / "frame0_overlay.png")
+    assert os.path.exists(tmp_path / "out" / "predictions.json")
+
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.jpg").write_bytes(b"garbage")
+    failed = subprocess.run(command + [f"--indir={tmp_path / 'bad'}", f"--outdir={tmp_path / 'out2'}"],
+                            env=environment, capture_output=True, text=True, timeout=300)
+    assert failed.returncode != 0
+    assert "x.jpg: not a readable image" in failed.stdout + failed.stderr
+    missing = subprocess.run(command[:2] + [f"--modeldir={tmp_path}"], env=environment,
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode != 0 and "missing model.keras and config.json" in missing.stderr
