@@ -36,16 +36,25 @@ def test_unpooling_is_batch_safe():
     np.testing.assert_array_equal(whole, one_by_one)
 
 
+def test_argmax_is_the_position_inside_each_window():
+    x = np.zeros((1, 2, 4, 1), np.float32)
+    x[0, 1, 0, 0] = 5.0  # window 0: (dy, dx) = (1, 0) -> 2
+    x[0, 0, 3, 0] = 7.0  # window 1: (0, 1) -> 1
+    _, argmax = MaxPoolingWithArgmax2D()(x)
+    assert argmax.numpy().ravel().tolist() == [2, 1]
+
+
 def test_unpooling_gradient_reaches_the_pooled_values():
     x = np.random.default_rng(2).normal(size=(2, 4, 4, 2)).astype("float32")
-    weights = tf.constant(np.random.default_rng(3).normal(size=x.shape).astype("float32"))
+    weights = np.random.default_rng(3).normal(size=x.shape).astype("float32")
     pooled, argmax = MaxPoolingWithArgmax2D()(x)
     with tf.GradientTape() as tape:
         tape.watch(pooled)
         loss = tf.reduce_sum(MaxUnpooling2D()((pooled, argmax)) * weights)
     gradient = tape.gradient(loss, pooled)
-    expected = tf.reshape(tf.gather(tf.reshape(weights, [-1]), tf.reshape(argmax, [-1])), pooled.shape)
-    np.testing.assert_allclose(gradient, expected)
+    # Each pooled value reaches exactly the weight at the position of its window's maximum.
+    expected = np.where(reference_pool_unpool(x) != 0, weights, 0).reshape(2, 2, 2, 2, 2, 2).sum(axis=(2, 4))
+    np.testing.assert_allclose(gradient, expected, rtol=1e-6)
 
 
 def test_unpooling_inside_tf_function_with_unknown_shapes():

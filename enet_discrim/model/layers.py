@@ -34,27 +34,38 @@ def _prelu(name):
     return keras.layers.PReLU(shared_axes=[1, 2], name=name)
 
 
+# 2x2 pooling windows: space_to_depth lays a window's 4 pixels out as (dy, dx) row-major
+# blocks of the channel axis, which is also the order in which ties go to the first maximum.
+_WINDOW = 4
+
+
+def _windows(inputs):
+    """[B, H, W, C] -> [B, H/2, W/2, 4, C], the 2x2 windows with (dy, dx) on axis 3."""
+    shape = tf.shape(inputs)
+    windows = tf.nn.space_to_depth(inputs, 2)
+    return tf.reshape(windows, [shape[0], shape[1] // 2, shape[2] // 2, _WINDOW, inputs.shape[-1]])
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class MaxPoolingWithArgmax2D(keras.layers.Layer):
     """2x2 max-pooling with stride 2 that also returns where each maximum came from.
 
-    The indices are flat positions in the whole input tensor, batch included
-    (`((b * H + y) * W + x) * C + c`), which is what `MaxUnpooling2D` needs to put every value
-    back in place, whatever the batch size.
+    The index is the maximum's position inside its window, `2 * dy + dx` (ties: the first in
+    row-major order). Unlike `tf.nn.max_pool_with_argmax`'s flat indices these do not depend on
+    the batch, and both layers use only ops that TFLite has as builtins.
 
     Call args:
         inputs: float tensor [B, H, W, C], H and W even.
 
     Returns:
-        `(pooled, argmax)`: pooled [B, H/2, W/2, C] of the input dtype, argmax int64 of the same shape.
+        `(pooled, argmax)`: pooled [B, H/2, W/2, C] of the input dtype, argmax int32 of the same
+        shape in 0..3.
     """
 
     def call(self, inputs):
-        pooled, argmax = tf.nn.max_pool_with_argmax(
-            inputs, ksize=2, strides=2, padding="VALID", include_batch_in_index=True
-        )
-        # The indices only say where; no gradient must flow through them.
-        return pooled, tf.stop_gradient(argmax)
+        pooled = tf.nn.max_pool2d(inputs, ksize=2, strides=2, padding="VALID")
+        argmax = tf.argmax(_windows(inputs), axis=3, output_type=tf.int32)
+        return pooled, argmax
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape
@@ -65,16 +76,15 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class MaxUnpooling2D(keras.layers.Layer):
-    """Inverse of `MaxPoolingWithArgmax2D`: scatters values to the positions of the maxima.
+    """Inverse of `MaxPoolingWithArgmax2D`: puts every value back where its maximum was.
 
     Every other position of the 2x upsampled output is zero. tensorflow-addons' layer of the same
-    name is gone with Keras 3; this one takes the batch-inclusive indices of
-    `tf.nn.max_pool_with_argmax(..., include_batch_in_index=True)`, so it is correct for any batch
-    size.
+    name is gone with Keras 3; this one is a one-hot spread of each value over its window followed
+    by `depth_to_space`, so it is batch-safe by construction and has a plain gradient.
 
     Call args:
-        inputs: `(values, argmax)`; values [B, h, w, C] float, argmax [B, h, w, C] int64 from the
-            pooling of a [B, 2h, 2w, C] tensor.
+        inputs: `(values, argmax)`; values [B, h, w, C] float, argmax [B, h, w, C] int in 0..3
+            from the pooling of a [B, 2h, 2w, C] tensor.
 
     Returns:
         [B, 2h, 2w, C] tensor of the dtype of `values`.
@@ -86,13 +96,10 @@ class MaxUnpooling2D(keras.layers.Layer):
 
     def call(self, inputs):
         values, argmax = inputs
-        shape = tf.shape(values, out_type=tf.int64)
-        output_shape = tf.stack([shape[0], 2 * shape[1], 2 * shape[2], shape[3]])
-        flat_values = tf.reshape(values, [-1])
-        flat_indices = tf.reshape(argmax, [-1, 1])
-        # The 2x2 windows do not overlap, so every index is unique and the scatter sums nothing.
-        flat_output = tf.scatter_nd(flat_indices, flat_values, [tf.reduce_prod(output_shape)])
-        return tf.reshape(flat_output, output_shape)
+        shape = tf.shape(values)
+        spread = tf.one_hot(argmax, _WINDOW, axis=3, dtype=values.dtype) * values[:, :, :, None, :]
+        spread = tf.reshape(spread, [shape[0], shape[1], shape[2], _WINDOW * values.shape[-1]])
+        return tf.nn.depth_to_space(spread, 2)
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape[0]
