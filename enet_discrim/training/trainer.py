@@ -280,7 +280,8 @@ def _validate(model, eval_step, strategy, val_files, config, writer, step, info)
         height=config.height,
         width=config.width,
         is_training=False,
-        drop_remainder=True,
+        # Replicas need equal shares of a batch; one device can take the partial last batch.
+        drop_remainder=strategy.num_replicas_in_sync > 1,
     )
     if config.validation_steps:
         dataset = dataset.take(config.validation_steps)
