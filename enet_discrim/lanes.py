@@ -110,6 +110,31 @@ def tusimple_line(raw_file, lanes, h_samples, run_time_ms):
                        "h_samples": h_samples, "run_time": float(run_time_ms)})
 
 
+def read_json_lines(path, what):
+    """The JSON objects of a TuSimple-style file, one per non-empty line.
+
+    Args:
+        path: the file.
+        what: what the lines are, for the error message (e.g. "prediction").
+
+    Returns:
+        list of (line_number, object).
+
+    Raises:
+        ValueError: `FILE:LINE: ...` for a line that is not JSON.
+    """
+    records = []
+    with open(path, encoding="utf-8") as lines:
+        for line_number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append((line_number, json.loads(line)))
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{line_number}: cannot read the {what} JSON line ({error})") from None
+    return records
+
+
 def read_tusimple_tasks(path):
     """Frames to predict from a TuSimple tasks or label file (JSON lines).
 
@@ -121,16 +146,9 @@ def read_tusimple_tasks(path):
         list of (raw_file str, h_samples list[int]) in file order.
     """
     tasks = []
-    with open(path, encoding="utf-8") as lines:
-        for line_number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({error})") from None
-            missing = [key for key in ("raw_file", "h_samples") if key not in record]
-            if missing:
-                raise ValueError(f"{path}:{line_number}: missing {', '.join(missing)}")
-            tasks.append((record["raw_file"], [int(y) for y in record["h_samples"]]))
+    for line_number, record in read_json_lines(path, "task"):
+        missing = [key for key in ("raw_file", "h_samples") if key not in record]
+        if missing:
+            raise ValueError(f"{path}:{line_number}: missing {', '.join(missing)}")
+        tasks.append((record["raw_file"], [int(y) for y in record["h_samples"]]))
     return tasks

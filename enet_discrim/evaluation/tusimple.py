@@ -32,6 +32,8 @@ import sys
 
 import numpy as np
 
+from enet_discrim.lanes import read_json_lines
+
 #: Official constants: pixel tolerance at a vertical lane, and line accuracy for a match.
 PIXEL_THRESHOLD = 20.0
 MATCH_THRESHOLD = 0.85
@@ -117,20 +119,6 @@ def bench_frame(pred_lanes, gt_lanes, y_samples, run_time_ms):
     return total / counted, fp, misses / counted
 
 
-def _read_json_lines(path, what):
-    records = []
-    with open(path, encoding="utf-8") as lines:
-        for line_number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append((line_number, json.loads(line)))
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_number}: cannot read the {what} JSON line "
-                                 f"({error})") from None
-    return records
-
-
 def evaluate(pred_path, gt_path):
     """TuSimple accuracy, FP and FN of a prediction file against a ground-truth file.
 
@@ -141,9 +129,9 @@ def evaluate(pred_path, gt_path):
     Returns:
         {"accuracy": float, "fp": float, "fn": float}, means over the ground-truth frames.
     """
-    predictions = _read_json_lines(pred_path, "prediction")
+    predictions = read_json_lines(pred_path, "prediction")
     ground_truth = {}
-    for line_number, record in _read_json_lines(gt_path, "ground-truth"):
+    for line_number, record in read_json_lines(gt_path, "ground-truth"):
         missing = [key for key in ("raw_file", "lanes", "h_samples") if key not in record]
         if missing:
             raise ValueError(f"{gt_path}:{line_number}: missing {', '.join(missing)}")
