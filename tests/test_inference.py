@@ -136,6 +136,7 @@ def test_tusimple_tasks_are_predicted_in_order_at_their_own_rows(crafted_predict
     assert os.path.exists(tmp_path / "out" / "clips_b_frame0_overlay.png")
 
 
+@pytest.mark.slow
 def test_cli_runs_the_saved_model_and_fails_only_when_nothing_was_processed(modeldir, tmp_path):
     write_frames(tmp_path / "in")
     environment = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -103,6 +103,7 @@ def test_missing_or_empty_srcdir_is_named(tmp_path):
     assert not os.path.exists(tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_two_tiny_epochs_end_to_end(tmp_path, records):
     config = tiny_config(tmp_path)
     result = train(config)
@@ -128,6 +129,7 @@ def test_two_tiny_epochs_end_to_end(tmp_path, records):
     assert len(glob.glob(os.path.join(config.logdir, "embeddings_step_*.png"))) == 2
 
 
+@pytest.mark.slow
 def test_running_again_resumes_and_tensorboard_steps_continue(tmp_path, records):
     train(tiny_config(tmp_path, epochs=1))
     result = train(tiny_config(tmp_path, epochs=3))
@@ -136,6 +138,7 @@ def test_running_again_resumes_and_tensorboard_steps_continue(tmp_path, records)
     assert sorted(steps) == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_outdir_of_another_configuration_is_not_overwritten(tmp_path, records):
     config = tiny_config(tmp_path, epochs=1)
     train(config)
@@ -145,6 +148,7 @@ def test_outdir_of_another_configuration_is_not_overwritten(tmp_path, records):
     assert digest(os.path.join(config.outdir, "model.keras")) == model_digest
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, records, monkeypatch):
     config = tiny_config(tmp_path, epochs=1)
     train(config)
