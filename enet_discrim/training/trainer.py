@@ -233,6 +233,7 @@ def prepare_records(config):
 
 def save_model(model, config, info, class_weights=None):
     """Writes `model.keras` and `config.json` to `config.outdir`, each atomically."""
+    os.makedirs(config.outdir, exist_ok=True)
     path = os.path.join(config.outdir, MODEL_FILE)
     temporary = os.path.join(config.outdir, "model.tmp.keras")
     model.save(temporary)
