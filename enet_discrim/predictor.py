@@ -147,16 +147,11 @@ class Predictor:
         embeddings = outputs["embeddings"][0].numpy()
         network_done = time.perf_counter()
 
-        semantic = np.argmax(probabilities, axis=-1)
-        if len(self.thing_classes) == 1:
-            instances = clustering.cluster_embeddings(
-                embeddings, semantic == self.thing_classes[0], bandwidth=self.bandwidth, min_pixels=self.min_pixels
-            )
-            instance_classes = np.full(instances.max(), self.thing_classes[0], np.int32)
-        else:
-            instances, instance_classes = clustering.cluster_per_class(
-                embeddings, semantic, self.thing_classes, bandwidth=self.bandwidth, min_pixels=self.min_pixels
-            )
+        # Each thing class on its own (TuSimple has one: lanes).
+        instances, instance_classes = clustering.cluster_per_class(
+            embeddings, np.argmax(probabilities, axis=-1), self.thing_classes,
+            bandwidth=self.bandwidth, min_pixels=self.min_pixels,
+        )
         clustering_done = time.perf_counter()
 
         fitted = lanes.fit_lanes(instances, frame_height, frame_width, h_samples) if self.is_lanes else None
@@ -165,7 +160,7 @@ class Predictor:
             semantic_probabilities=probabilities,
             embeddings=embeddings,
             instances=instances,
-            instance_classes=np.asarray(instance_classes, np.int32),
+            instance_classes=instance_classes,
             frame_size=(frame_height, frame_width),
             timings_ms={
                 "network": 1000 * (network_done - start),

@@ -14,24 +14,6 @@ def write_scalars(losses, learning_rate=None):
         tf.summary.scalar("learning_rate", learning_rate)
 
 
-def predicted_instances(semantic_logits, embeddings, thing_train_ids, bandwidth):
-    """Clusters one image's embeddings over its predicted thing pixels.
-
-    Args:
-        semantic_logits: float [H, W, C]; embeddings: float [H, W, D] (numpy).
-        thing_train_ids: classes whose pixels are clustered into instances.
-        bandwidth: mean-shift bandwidth.
-
-    Returns:
-        int32 [H, W] instance map, 0 = background.
-    """
-    semantic = np.argmax(semantic_logits, axis=-1)
-    if len(thing_train_ids) == 1:
-        return clustering.cluster_embeddings(embeddings, semantic == thing_train_ids[0], bandwidth=bandwidth)
-    instances, _ = clustering.cluster_per_class(embeddings, semantic, thing_train_ids, bandwidth=bandwidth)
-    return instances
-
-
 def write_images(model, images, labels, info, bandwidth):
     """Writes, for a few validation images: the input with the predicted (clustered) instances,
     the ground-truth instances, and the embedding rendered as colours."""
@@ -42,7 +24,9 @@ def write_images(model, images, labels, info, bandwidth):
     thing_ids = info.get("thing_train_ids") or [1]
     predicted, truth, colours = [], [], []
     for i, image in enumerate(images):
-        instances = predicted_instances(logits[i], embeddings[i], thing_ids, bandwidth)
+        instances, _ = clustering.cluster_per_class(
+            embeddings[i], np.argmax(logits[i], axis=-1), thing_ids, bandwidth=bandwidth
+        )
         predicted.append(visualization.overlay_instances(image, instances))
         truth.append(visualization.overlay_instances(image, labels["instance"][i].numpy()))
         colours.append(visualization.embedding_to_rgb(embeddings[i]))
