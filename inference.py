@@ -15,6 +15,8 @@ flags.DEFINE_string("modeldir", "trained_model", "Folder with model.keras and co
 flags.DEFINE_string("indir", "inference_test/images", "Folder of frames (jpg/png), or the root of --tusimple_tasks.")
 flags.DEFINE_string("outdir", "inference_test/results", "Where the pictures and results go.")
 flags.DEFINE_float("bandwidth", None, "Mean-shift bandwidth; default: the model's config.json.")
+flags.DEFINE_float("min_confidence", None,
+                   "Class probability a pixel needs to join an instance; default: the model's config.json.")
 flags.DEFINE_enum("format", None, ["tusimple", "cityscapes"], "Result format; default: the model's dataset.")
 flags.DEFINE_string("tusimple_tasks", None,
                     "A TuSimple test_tasks/label file: predict exactly its frames (raw_file relative to --indir).")
@@ -29,7 +31,7 @@ def main(argv):
     from enet_discrim.predictor import Predictor
 
     try:
-        predictor = Predictor(FLAGS.modeldir, bandwidth=FLAGS.bandwidth)
+        predictor = Predictor(FLAGS.modeldir, bandwidth=FLAGS.bandwidth, min_confidence=FLAGS.min_confidence)
         jobs = batch_inference.list_jobs(FLAGS.indir, FLAGS.tusimple_tasks)
         summary = batch_inference.run(
             predictor,

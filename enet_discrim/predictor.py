@@ -107,6 +107,8 @@ class Predictor:
     Args:
         modeldir: folder with `model.keras` and `config.json`.
         bandwidth: mean-shift bandwidth; default: the config's (set from the training margins).
+        min_confidence: class probability a pixel needs to be clustered; default: the config's
+            (0 when absent: the plain argmax).
         min_pixels: smallest instance kept; default: 50 pixels at 256 x 512, scaled with the area.
 
     Example:
@@ -115,7 +117,7 @@ class Predictor:
     >>> prediction.lanes  # TuSimple lanes in frame coordinates
     """
 
-    def __init__(self, modeldir, bandwidth=None, min_pixels=None):
+    def __init__(self, modeldir, bandwidth=None, min_pixels=None, min_confidence=None):
         self.config = load_config(modeldir)
         self.model = keras.models.load_model(os.path.join(modeldir, MODEL_FILE), safe_mode=True)
         if (self.model.num_classes, self.model.embedding_dim) != (
@@ -125,6 +127,10 @@ class Predictor:
             raise ValueError(f"{modeldir}: {MODEL_FILE} and {CONFIG_FILE} disagree on classes or embedding size")
         self.height, self.width = self.config["height"], self.config["width"]
         self.bandwidth = bandwidth or self.config.get("bandwidth", clustering.DEFAULT_BANDWIDTH)
+        self.min_confidence = (self.config.get("min_confidence", 0.0) if min_confidence is None
+                               else min_confidence)
+        if not 0.0 <= self.min_confidence < 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1), got {self.min_confidence}")
         area_ratio = self.height * self.width / (256 * 512)
         self.min_pixels = min_pixels or max(10, round(MIN_PIXELS_AT_256X512 * area_ratio))
         self.thing_classes = self.config.get("thing_train_ids") or [1]
@@ -149,7 +155,7 @@ class Predictor:
 
         # Each thing class on its own (TuSimple has one: lanes).
         instances, instance_classes = clustering.cluster_per_class(
-            embeddings, np.argmax(probabilities, axis=-1), self.thing_classes,
+            embeddings, clustering.confident_classes(probabilities, self.min_confidence), self.thing_classes,
             bandwidth=self.bandwidth, min_pixels=self.min_pixels,
         )
         clustering_done = time.perf_counter()

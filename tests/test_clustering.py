@@ -5,7 +5,8 @@ from sklearn.cluster import MeanShift, get_bin_seeds
 from sklearn.metrics import adjusted_rand_score
 
 from enet_discrim.benchmark.clustering import synthetic_lane_embeddings
-from enet_discrim.clustering import bin_seeds, cluster_embeddings, cluster_per_class, find_modes
+from enet_discrim.clustering import (DEFAULT_BANDWIDTH, bin_seeds, cluster_embeddings, cluster_per_class,
+                                     confident_classes, find_modes)
 
 
 def _blobs(sizes, centres, noise=0.15, seed=0):
@@ -100,3 +101,38 @@ def test_cluster_per_class_unique_ids_and_classes():
     np.testing.assert_array_equal(instance_map[2], 0)
     np.testing.assert_array_equal(classes, [11, 11, 13])
     assert classes.dtype == np.int32
+
+
+def test_default_bandwidth_keeps_instances_that_just_meet_the_margins_apart():
+    # delta_v = 0.5, delta_d = 1.5: each instance fills a ball of radius 0.5 (its surface included)
+    # and the centres are 2 * delta_d = 3 apart, so the facing surfaces are only 2.0 apart.
+    rng = np.random.default_rng(3)
+    directions = rng.normal(size=(400, 3))
+    surface = 0.5 * directions / np.linalg.norm(directions, axis=1, keepdims=True)
+    inside = surface[:200] * rng.uniform(0, 1, size=(200, 1))
+    ball = np.concatenate([surface[200:], inside, [[0.5, 0, 0], [-0.5, 0, 0]]])
+    centres = np.array([[0.0, 0, 0], [3.0, 0, 0], [1.5, 2.6, 0]])
+    points = np.concatenate([ball + centre for centre in centres])
+    embeddings, foreground = _as_frame(points)
+    labels = cluster_embeddings(embeddings, foreground, bandwidth=DEFAULT_BANDWIDTH, min_pixels=1)[0]
+    truth = np.repeat([0, 1, 2], len(ball))
+    assert DEFAULT_BANDWIDTH == 1.5 and (labels > 0).all()
+    assert adjusted_rand_score(truth, labels) == 1.0
+
+
+def test_confident_classes_marks_unsure_pixels():
+    probabilities = np.array([[[0.9, 0.1], [0.3, 0.7], [0.15, 0.85]]])
+    np.testing.assert_array_equal(confident_classes(probabilities), [[0, 1, 1]])
+    np.testing.assert_array_equal(confident_classes(probabilities, 0.8), [[0, -1, 1]])
+    three = np.array([[[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]]])
+    np.testing.assert_array_equal(confident_classes(three, 0.6), [[-1, 2]])
+    # Unsure pixels are in no class, so cluster_per_class leaves them out.
+    embeddings = np.zeros((1, 3, 2))
+    instances, _ = cluster_per_class(embeddings, confident_classes(probabilities, 0.8), [1],
+                                     min_pixels=1)
+    np.testing.assert_array_equal(instances, [[0, 0, 1]])
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="min_confidence"):
+            confident_classes(probabilities, bad)
+    with pytest.raises(ValueError, match=r"\[H, W, C\]"):
+        confident_classes(np.zeros((3, 2)))

@@ -97,6 +97,29 @@ def test_crafted_outputs_give_two_instances_and_two_lanes_in_frame_coordinates(c
     assert set(prediction.timings_ms) == {"network", "clustering", "postprocessing"}
 
 
+def test_pixels_below_the_config_min_confidence_are_not_clustered(modeldir):
+    # Training writes the settings inference clusters with: bandwidth delta_d, lane confidence 0.8.
+    config = load_config(modeldir)
+    assert config["bandwidth"] == config["delta_d"] == 1.5 and config["min_confidence"] == 0.8
+
+    def one_sure_lane(images):
+        outputs = two_lane_outputs(images)
+        logits = outputs["semantic_logits"].numpy()
+        logits[:, 8:, 40:44] = [0.0, 1.0]  # the right lane at probability 0.73
+        return {**outputs, "semantic_logits": tf.constant(logits)}
+
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    lanes_found = {}
+    for min_confidence in (None, 0.0):
+        predictor = Predictor(modeldir, min_pixels=10, min_confidence=min_confidence)
+        predictor._network = one_sure_lane
+        lanes_found[min_confidence] = predictor.predict(frame).lanes
+    assert len(lanes_found[None]) == 1 and max(lanes_found[None][0]) < 400  # only the left lane
+    assert len(lanes_found[0.0]) == 2
+    with pytest.raises(ValueError, match="min_confidence"):
+        Predictor(modeldir, min_confidence=1.0)
+
+
 def test_run_writes_pictures_instances_and_tusimple_lines(crafted_predictor, tmp_path):
     paths = write_frames(tmp_path / "in", sizes=((72, 128), (90, 160)))
     (tmp_path / "in" / "notes.txt").write_text("not an image")

@@ -14,18 +14,20 @@ def write_scalars(losses, learning_rate=None):
         tf.summary.scalar("learning_rate", learning_rate)
 
 
-def write_images(model, images, labels, info, bandwidth):
+def write_images(model, images, labels, info, bandwidth, min_confidence=0.0):
     """Writes, for a few validation images: the input with the predicted (clustered) instances,
-    the ground-truth instances, and the embedding rendered as colours."""
+    the ground-truth instances, and the embedding rendered as colours. Clustering is inference's:
+    `bandwidth` and `min_confidence` as in the model's config.json."""
     outputs = model(images, training=False)
     images = images.numpy().astype(np.uint8)
-    logits = outputs["semantic_logits"].numpy()
+    probabilities = tf.nn.softmax(outputs["semantic_logits"]).numpy()
     embeddings = outputs["embeddings"].numpy()
     thing_ids = info.get("thing_train_ids") or [1]
     predicted, truth, colours = [], [], []
     for i, image in enumerate(images):
         instances, _ = clustering.cluster_per_class(
-            embeddings[i], np.argmax(logits[i], axis=-1), thing_ids, bandwidth=bandwidth
+            embeddings[i], clustering.confident_classes(probabilities[i], min_confidence), thing_ids,
+            bandwidth=bandwidth,
         )
         predicted.append(visualization.overlay_instances(image, instances))
         truth.append(visualization.overlay_instances(image, labels["instance"][i].numpy()))

@@ -242,6 +242,13 @@ def save_model(model, config, info, class_weights=None):
     logging.info("Saved %s", path)
 
 
+#: Lane probability a pixel needs to be clustered (`clustering.confident_classes`). The lane class
+#: weighs about 12x the road in the loss, which inflates its probability; 0.8 was the best of
+#: 0.5 / 0.7 / 0.8 / 0.85 / 0.9 on 100 held-out synthetic frames (seed 500, used for nothing else):
+#: accuracy 0.940 -> 0.949, FP 0.120 -> 0.086, FN 0.059 -> 0.052 against 0.5.
+LANE_MIN_CONFIDENCE = 0.8
+
+
 def inference_config(config, info):
     """What inference needs to run and cluster: sizes, classes, embedding and margins."""
     return {
@@ -255,10 +262,17 @@ def inference_config(config, info):
         "embedding_dim": config.embedding_dim,
         "delta_v": config.delta_v,
         "delta_d": config.delta_d,
-        # Trained pixels lie within delta_v of their mean and means 2 * delta_d apart: a window
-        # half-way between the two margins catches a whole instance and never two.
-        "bandwidth": (config.delta_v + config.delta_d) / 2,
+        # Trained pixels lie within delta_v of their mean and means 2 * delta_d apart: a window of
+        # radius delta_d, the middle of [2 delta_v, 2 delta_d - 2 delta_v), catches a whole
+        # instance and never reaches a second one (see enet_discrim.clustering).
+        "bandwidth": config.delta_d,
+        "min_confidence": LANE_MIN_CONFIDENCE if config.dataset == "tusimple" else 0.0,
     }
+
+
+def _clustering_settings(config, info):
+    settings = inference_config(config, info)
+    return {"bandwidth": settings["bandwidth"], "min_confidence": settings["min_confidence"]}
 
 
 def make_strategy(name):
@@ -300,7 +314,7 @@ def _validate(model, eval_step, strategy, val_files, config, writer, step, info)
         with writer.as_default(step=step):
             summaries.write_scalars(means)
             summaries.write_images(
-                model, first_images, first_labels, info, bandwidth=inference_config(config, info)["bandwidth"]
+                model, first_images, first_labels, info, **_clustering_settings(config, info)
             )
         summaries.write_embedding_scatter(
             model, first_images, first_labels, os.path.join(config.logdir, f"embeddings_step_{step:07d}.png")
