@@ -44,10 +44,11 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
     segment's spread is mostly across the lane, and a curve fitted to it would bend wildly where
     it is sampled, so every degree above the first needs 10 more rows of support.
 
-    Sampled x values are rounded to int. A row gets -2 when it lies outside the vertical extent of
-    the instance's pixels in the frame or when x falls outside the frame (x < 0 or
-    x >= frame_width). Instances covering fewer than `min_points` rows, or with no valid sample,
-    are dropped.
+    Sampled x values are rounded to int. A row gets -2 when the map row it falls in holds no pixel
+    of the instance -- above or below the lane, and in its gaps, such as where a vehicle hides it
+    (the synthetic labels mark hidden rows -2; bridging gaps cost FP 0.064 -> 0.081 and FN
+    0.036 -> 0.054 on 100 held-out synthetic frames) -- or when x falls outside the frame (x < 0 or x >= frame_width). Instances
+    covering fewer than `min_points` rows, or with no valid sample, are dropped.
 
     Args:
         instance_map: int [h, w] network-resolution instance map, 0 background, > 0 instances.
@@ -68,6 +69,9 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
     map_height, map_width = instance_map.shape
     scale_y, scale_x = frame_height / map_height, frame_width / map_width
     sample_rows = np.asarray(h_samples, dtype=np.float64)
+    # The map row each sample row falls in (map row i covers frame rows [i * s - 0.5, (i + 1) * s - 0.5)).
+    sample_map_rows = np.floor((sample_rows + 0.5) / scale_y).astype(np.int64)
+    in_map = (sample_map_rows >= 0) & (sample_map_rows < map_height)
     fitted = []
     for instance_id in np.unique(instance_map[instance_map > 0]):
         rows, cols = np.nonzero(instance_map == instance_id)
@@ -76,10 +80,10 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
             continue
         lane_degree = min(degree, max(1, len(ys) // _ROWS_PER_DEGREE))
         coefficients = np.polyfit(ys, xs, lane_degree)
-        # The pixels' extent: half a map pixel beyond the outer row centres.
-        top, bottom = ys[0] - scale_y / 2, ys[-1] + scale_y / 2
+        covered = np.zeros(map_height, dtype=bool)
+        covered[rows] = True
         sampled_x = np.rint(np.polyval(coefficients, sample_rows))
-        valid = ((sample_rows >= top) & (sample_rows <= bottom) & (sampled_x >= 0)
+        valid = (in_map & covered[np.clip(sample_map_rows, 0, map_height - 1)] & (sampled_x >= 0)
                  & (sampled_x < frame_width))
         if not valid.any():
             continue

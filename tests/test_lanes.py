@@ -74,6 +74,21 @@ def test_lanes_ordered_left_to_right_and_short_instances_dropped():
     assert lanes[0][-1] == round(_frame_x(50)) and lanes[1][-1] == round(_frame_x(400))
 
 
+def test_rows_in_a_gap_of_the_lane_are_missing_and_the_fit_spans_it():
+    instance_map = np.zeros(MAP_SHAPE, np.int32)
+    for row in range(50, 256):
+        if not 120 <= row < 170:  # hidden behind a vehicle, say
+            instance_map[row, 400 - row - 1:400 - row + 2] = 1
+    (lane,) = fit_lanes(instance_map, 720, 1280)
+    for y, x in zip(TUSIMPLE_H_SAMPLES, lane):
+        map_row = int((y + 0.5) // 2.8125)
+        if map_row < 50 or 120 <= map_row < 170:
+            assert x == -2, y
+        else:
+            assert x == round(_frame_x(400 - _map_row(y))), y
+    assert sum(x == -2 for x in lane) == 14  # frame rows 340-470: map rows 120-169
+
+
 def test_points_outside_the_frame_are_missing():
     instance_map = np.zeros(MAP_SHAPE, np.int32)
     for row in range(0, 256):
