@@ -54,7 +54,17 @@ def bin_seeds(points, bin_size):
     Returns:
         float [S, D] seeds.
     """
-    cells = np.unique(np.round(points / bin_size), axis=0).astype(np.float32)
+    rounded = np.round(points / bin_size).astype(np.int64)
+    low = rounded.min(axis=0)
+    spans = rounded.max(axis=0) - low + 1
+    if np.prod(spans.astype(np.float64)) < 2.0**62:
+        # One int64 key per cell, first dimension most significant: a 1-D unique keeps the
+        # lexicographic order and is several times faster than np.unique(axis=0).
+        radix = np.concatenate([np.cumprod(spans[::-1])[::-1][1:], [1]])
+        _, first = np.unique((rounded - low) @ radix, return_index=True)
+        cells = rounded[first].astype(np.float32)
+    else:
+        cells = np.unique(rounded, axis=0).astype(np.float32)
     if len(cells) == len(points):
         return points
     return cells * bin_size

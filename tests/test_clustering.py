@@ -26,6 +26,10 @@ def test_bin_seeds_equal_sklearn_get_bin_seeds():
     ours = {tuple(np.round(s, 5)) for s in bin_seeds(points, 1.0)}
     theirs = {tuple(np.round(s, 5)) for s in get_bin_seeds(points, 1.0)}
     assert ours == theirs
+    # Lexicographic order, negative cells included.
+    for bin_size in (0.7, 1.5):
+        expected = np.unique(np.round(points / bin_size), axis=0) * bin_size
+        np.testing.assert_allclose(bin_seeds(points, bin_size), expected, rtol=1e-6)
 
 
 def test_find_modes_equal_sklearn_meanshift_centres():
