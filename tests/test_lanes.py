@@ -89,6 +89,30 @@ def test_rows_in_a_gap_of_the_lane_are_missing_and_the_fit_spans_it():
     assert sum(x == -2 for x in lane) == 14  # frame rows 340-470: map rows 120-169
 
 
+def test_rows_cut_by_the_frame_side_do_not_pull_the_lane_inwards():
+    # A 13-pixel-wide straight lane, centre column 470 + (row - 200), leaving the map on the right.
+    # Where the last column cuts it only its inner pixels are there (the lower 21 of its 56 rows);
+    # their mean would bend the fit inwards (7 px at frame row 680) and keep the lane in the frame
+    # a row after its centre has left it.
+    instance_map = np.zeros(MAP_SHAPE, np.int32)
+    for row in range(200, 256):
+        centre = 470 + (row - 200)
+        instance_map[row, centre - 6:min(centre + 7, MAP_SHAPE[1])] = 1
+    (lane,) = fit_lanes(instance_map, 720, 1280)
+    exits = 0
+    for y, x in zip(TUSIMPLE_H_SAMPLES, lane):
+        if y < 200 * 2.8125:
+            assert x == -2
+            continue
+        true_x = _frame_x(470 + _map_row(y) - 200)
+        if true_x >= 1280:
+            assert x == -2, f"row {y}: centre at {true_x:.1f}, outside the frame"
+            exits += 1
+        else:
+            assert abs(x - true_x) <= 1, f"row {y}: {x} for {true_x:.1f}"
+    assert exits == 3  # rows 690, 700, 710
+
+
 def test_points_outside_the_frame_are_missing():
     instance_map = np.zeros(MAP_SHAPE, np.int32)
     for row in range(0, 256):
