@@ -110,6 +110,7 @@ class Predictor:
         min_confidence: class probability a pixel needs to be clustered; default: the config's
             (0 when absent: the plain argmax).
         min_pixels: smallest instance kept; default: 50 pixels at 256 x 512, scaled with the area.
+        The config's `lane_top_trim` (map rows; 0 when absent) goes to `lanes.fit_lanes`.
 
     Example:
     >>> predictor = Predictor("trained_model")
@@ -131,6 +132,10 @@ class Predictor:
                                else min_confidence)
         if not 0.0 <= self.min_confidence < 1.0:
             raise ValueError(f"min_confidence must be in [0, 1), got {self.min_confidence}")
+        self.lane_top_trim = float(self.config.get("lane_top_trim", 0.0))
+        if self.lane_top_trim < 0:
+            raise ValueError(f"{os.path.join(modeldir, CONFIG_FILE)}: lane_top_trim must be >= 0, "
+                             f"got {self.lane_top_trim}")
         area_ratio = self.height * self.width / (256 * 512)
         self.min_pixels = min_pixels or max(10, round(MIN_PIXELS_AT_256X512 * area_ratio))
         self.thing_classes = self.config.get("thing_train_ids") or [1]
@@ -160,7 +165,8 @@ class Predictor:
         )
         clustering_done = time.perf_counter()
 
-        fitted = lanes.fit_lanes(instances, frame_height, frame_width, h_samples) if self.is_lanes else None
+        fitted = (lanes.fit_lanes(instances, frame_height, frame_width, h_samples, top_trim=self.lane_top_trim)
+                  if self.is_lanes else None)
         done = time.perf_counter()
         return Prediction(
             semantic_probabilities=probabilities,

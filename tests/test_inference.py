@@ -120,6 +120,32 @@ def test_pixels_below_the_config_min_confidence_are_not_clustered(modeldir):
         Predictor(modeldir, min_confidence=1.0)
 
 
+def test_config_lane_top_trim_reaches_the_lane_fit(modeldir, tmp_path):
+    # Training writes a quarter of the label line thickness (2 px at this width): 0.5 map rows.
+    assert load_config(modeldir)["lane_top_trim"] == 0.5
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    found = {}
+    for trim in (0.0, 0.5, -0.5):
+        folder = tmp_path / f"trim{trim}"
+        folder.mkdir()
+        os.symlink(os.path.join(modeldir, "model.keras"), folder / "model.keras")
+        config = {**load_config(modeldir), "lane_top_trim": trim}
+        (folder / "config.json").write_text(json.dumps(config))
+        if trim < 0:
+            with pytest.raises(ValueError, match=r"trim-0.5/config.json: lane_top_trim must be >= 0"):
+                Predictor(str(folder))
+            continue
+        predictor = Predictor(str(folder), min_pixels=10)
+        predictor._network = two_lane_outputs
+        found[trim] = predictor.predict(frame).lanes
+    # The lanes start at map row 8, upper edge 7.5; frame rows 180, 190, 200 lie at map 7.52, 7.97
+    # and 8.41 (22.5 frame rows per map row), so trimming 0.5 drops the first two.
+    row_180 = 2
+    assert all(lane[row_180] != -2 for lane in found[0.0])
+    assert all(lane[row_180:row_180 + 2] == [-2, -2] for lane in found[0.5])
+    assert [lane[row_180 + 2:] for lane in found[0.5]] == [lane[row_180 + 2:] for lane in found[0.0]]
+
+
 def test_run_writes_pictures_instances_and_tusimple_lines(crafted_predictor, tmp_path):
     paths = write_frames(tmp_path / "in", sizes=((72, 128), (90, 160)))
     (tmp_path / "in" / "notes.txt").write_text("not an image")

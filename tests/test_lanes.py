@@ -113,6 +113,22 @@ def test_rows_cut_by_the_frame_side_do_not_pull_the_lane_inwards():
     assert exits == 3  # rows 690, 700, 710
 
 
+def test_top_trim_drops_sample_rows_near_the_lanes_upper_edge():
+    # Pixels from map row 103: its upper edge is at map position 102.5, and frame row 290 lies at
+    # (290 + 0.5) / 2.8125 - 0.5 = 102.79, inside that first row.
+    instance_map = np.zeros(MAP_SHAPE, np.int32)
+    instance_map[103:, 99:102] = 1
+    (untrimmed,) = fit_lanes(instance_map, 720, 1280)
+    (slightly,) = fit_lanes(instance_map, 720, 1280, top_trim=0.25)
+    (trimmed,) = fit_lanes(instance_map, 720, 1280, top_trim=0.5)
+    first = TUSIMPLE_H_SAMPLES.index(290)
+    assert untrimmed[first - 1] == -2 and untrimmed[first] == 251
+    assert slightly == untrimmed
+    assert trimmed[first] == -2 and trimmed[first + 1:] == untrimmed[first + 1:]
+    with pytest.raises(ValueError, match="top_trim"):
+        fit_lanes(instance_map, 720, 1280, top_trim=-1)
+
+
 def test_points_outside_the_frame_are_missing():
     instance_map = np.zeros(MAP_SHAPE, np.int32)
     for row in range(0, 256):

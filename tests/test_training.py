@@ -94,6 +94,19 @@ def test_bad_settings_fail_before_anything_is_written(tmp_path, records, overrid
     assert not os.path.exists(config.outdir) and not os.path.exists(config.logdir)
 
 
+def test_lane_top_trim_follows_the_label_line_thickness():
+    from enet_discrim.training.trainer import inference_config
+    info = {"num_classes": 2, "class_names": ["background", "lane"]}
+    # Records drawn at 512 wide with 4-pixel lines, trained at 256: 2-row lines, a quarter of that.
+    at_256 = TrainConfig(height=128, width=256)
+    assert inference_config(at_256, {**info, "width": 512, "lane_thickness": 4})["lane_top_trim"] == 0.5
+    assert inference_config(TrainConfig(), {**info, "width": 512, "lane_thickness": 4})["lane_top_trim"] == 1.0
+    # Older dataset_info.json without the thickness: the converter's rule for its width.
+    assert inference_config(at_256, {**info, "width": 256})["lane_top_trim"] == 0.5
+    cityscapes = TrainConfig(dataset="cityscapes")
+    assert inference_config(cityscapes, {**info, "thing_train_ids": [11]})["lane_top_trim"] == 0.0
+
+
 def test_missing_or_empty_srcdir_is_named(tmp_path):
     with pytest.raises(ValueError, match="nowhere.*does not exist"):
         train(tiny_config(tmp_path, srcdir=str(tmp_path / "nowhere")))
