@@ -246,12 +246,13 @@ def save_model(model, config, info, class_weights=None):
 #: Lane probability a pixel needs to be clustered (`clustering.confident_classes`). The lane class
 #: weighs about 12x the road in the loss, which inflates its probability; 0.8 was the best of
 #: 0.5 / 0.7 / 0.8 / 0.85 / 0.9 on 100 held-out synthetic frames (seed 500, never trained on); for
-#: the shipped model against 0.5: accuracy 0.950 -> 0.956, FP 0.071 -> 0.032, FN 0.029 -> 0.033.
+#: the model shipped then (run 3 in the README) against 0.5: accuracy 0.950 -> 0.956, FP 0.071 ->
+#: 0.032, FN 0.029 -> 0.033. The shipped model, trained longer, uses 0.85 (see the README).
 LANE_MIN_CONFIDENCE = 0.8
 #: Share of the training labels' lane line thickness (in map rows) that `lanes.fit_lanes` trims
 #: from the upper end of each lane. The round caps of the label lines start a lane's mask half a
 #: thickness above its last labelled point; the model's masks end less sharply, and half of the
-#: cap did best on 400 held-out synthetic frames (seed 600) with the shipped model: trimming
+#: cap did best on 400 held-out synthetic frames (seed 600) with run 3 of the README: trimming
 #: 0.25 / 0.5 / 0.75 / 1.0 of a 2-row thickness, accuracy +0.0005 / +0.0012 / +0.0014 / +0.0015
 #: (FP and FN up at 1.0); on seed 500: +0.0007 at 0.5 and 0.75, -0.0005 at 1.0.
 LANE_TOP_TRIM_PER_THICKNESS = 0.25
