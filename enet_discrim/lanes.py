@@ -34,15 +34,15 @@ def _lane_points(rows, cols, scale_y, scale_x):
     return (unique_rows + 0.5) * scale_y - 0.5, (mean_cols + 0.5) * scale_x - 0.5
 
 
-def _uncut_pixels(rows, cols, map_width, min_rows):
+def _uncut_pixels(rows, cols, covered, map_width, min_rows):
     """The pixels of rows that do not touch the map's left or right edge, if they cover at least
-    `min_rows` rows; else all of them."""
-    cut = np.zeros(int(rows.max()) + 1, dtype=bool)
+    `min_rows` rows; else all of them. `covered`: bool [map height], the rows holding pixels."""
+    cut = np.zeros_like(covered)
     cut[rows[(cols == 0) | (cols == map_width - 1)]] = True
+    if np.count_nonzero(covered & ~cut) < min_rows:
+        return rows, cols
     keep = ~cut[rows]
-    if np.unique(rows[keep]).size >= min_rows:
-        return rows[keep], cols[keep]
-    return rows, cols
+    return rows[keep], cols[keep]
 
 
 def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMPLES, degree=2,
@@ -101,11 +101,12 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
     fitted = []
     for instance_id in np.unique(instance_map[instance_map > 0]):
         rows, cols = np.nonzero(instance_map == instance_id)
-        if np.unique(rows).size < max(min_points, 2):
-            continue
         covered = np.zeros(map_height, dtype=bool)
         covered[rows] = True
-        ys, xs = _lane_points(*_uncut_pixels(rows, cols, map_width, max(min_points, 2)), scale_y, scale_x)
+        if np.count_nonzero(covered) < max(min_points, 2):
+            continue
+        ys, xs = _lane_points(*_uncut_pixels(rows, cols, covered, map_width, max(min_points, 2)),
+                              scale_y, scale_x)
         lane_degree = min(degree, max(1, len(ys) // _ROWS_PER_DEGREE))
         coefficients = np.polyfit(ys, xs, lane_degree)
         sampled_x = np.rint(np.polyval(coefficients, sample_rows))

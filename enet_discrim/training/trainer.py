@@ -252,9 +252,10 @@ LANE_MIN_CONFIDENCE = 0.8
 #: Share of the training labels' lane line thickness (in map rows) that `lanes.fit_lanes` trims
 #: from the upper end of each lane. The round caps of the label lines start a lane's mask half a
 #: thickness above its last labelled point; the model's masks end less sharply, and half of the
-#: cap did best on 400 held-out synthetic frames (seed 600) with run 3 of the README: trimming
-#: 0.25 / 0.5 / 0.75 / 1.0 of a 2-row thickness, accuracy +0.0005 / +0.0012 / +0.0014 / +0.0015
-#: (FP and FN up at 1.0); on seed 500: +0.0007 at 0.5 and 0.75, -0.0005 at 1.0.
+#: cap was the best trade-off on held-out synthetic frames with run 3 of the README: trimming
+#: 0.25 / 0.5 / 0.75 / 1.0 rows (the thickness is 2 rows at 128 x 256) changed accuracy by
+#: +0.0005 / +0.0012 / +0.0014 / +0.0015 on 400 frames of seed 600 (FP and FN up at 1.0), and
+#: by +0.0007 at 0.5 and 0.75, -0.0005 at 1.0 on 100 frames of seed 500.
 LANE_TOP_TRIM_PER_THICKNESS = 0.25
 
 
