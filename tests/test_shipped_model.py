@@ -1,10 +1,10 @@
 """The committed model and sample frames: what the README's quickstart runs."""
-import json
 import os
 
 import numpy as np
 
 from enet_discrim.evaluation.tusimple import bench_frame
+from enet_discrim.lanes import read_json_lines
 from enet_discrim.predictor import Predictor, load_config, read_rgb
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,8 +23,7 @@ def test_shipped_model_finds_the_sample_frames_lanes():
     # Loaded with safe_mode on; scored with the official rules against the samples' labels
     # (README: accuracy 0.856, FP 0.125, FN 0.000 on these 8 frames).
     predictor = Predictor(MODELDIR)
-    with open(os.path.join(SAMPLES, "test_label.json"), encoding="utf-8") as lines:
-        labels = [json.loads(line) for line in lines if line.strip()]
+    labels = [label for _, label in read_json_lines(os.path.join(SAMPLES, "test_label.json"), "label")]
     assert len(labels) == 8
     scores = []
     for label in labels:
