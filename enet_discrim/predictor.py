@@ -110,7 +110,8 @@ class Predictor:
         min_confidence: class probability a pixel needs to be clustered; default: the config's
             (0 when absent: the plain argmax).
         min_pixels: smallest instance kept; default: 50 pixels at 256 x 512, scaled with the area.
-        The config's `lane_top_trim` (map rows; 0 when absent) goes to `lanes.fit_lanes`.
+        The config's `lane_top_trim` (map rows; 0 when absent) and `lane_model` ("polynomial" when
+        absent) go to `lanes.fit_lanes`.
 
     Example:
     >>> predictor = Predictor("trained_model")
@@ -136,6 +137,10 @@ class Predictor:
         if self.lane_top_trim < 0:
             raise ValueError(f"{os.path.join(modeldir, CONFIG_FILE)}: lane_top_trim must be >= 0, "
                              f"got {self.lane_top_trim}")
+        self.lane_model = self.config.get("lane_model", "polynomial")
+        if self.lane_model not in lanes.LANE_MODELS:
+            raise ValueError(f"{os.path.join(modeldir, CONFIG_FILE)}: lane_model must be one of "
+                             f"{', '.join(lanes.LANE_MODELS)}, got {self.lane_model!r}")
         area_ratio = self.height * self.width / (256 * 512)
         self.min_pixels = min_pixels or max(10, round(MIN_PIXELS_AT_256X512 * area_ratio))
         self.thing_classes = self.config.get("thing_train_ids") or [1]
@@ -165,7 +170,8 @@ class Predictor:
         )
         clustering_done = time.perf_counter()
 
-        fitted = (lanes.fit_lanes(instances, frame_height, frame_width, h_samples, top_trim=self.lane_top_trim)
+        fitted = (lanes.fit_lanes(instances, frame_height, frame_width, h_samples, top_trim=self.lane_top_trim,
+                                  lane_model=self.lane_model)
                   if self.is_lanes else None)
         done = time.perf_counter()
         return Prediction(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from enet_discrim import batch_inference
+from enet_discrim import batch_inference, lanes
 from enet_discrim.model import ENet
 from enet_discrim.predictor import Predictor, load_config, read_rgb
 from enet_discrim.training import TrainConfig, save_model
@@ -144,6 +144,33 @@ def test_config_lane_top_trim_reaches_the_lane_fit(modeldir, tmp_path):
     assert all(lane[row_180] != -2 for lane in found[0.0])
     assert all(lane[row_180:row_180 + 2] == [-2, -2] for lane in found[0.5])
     assert [lane[row_180 + 2:] for lane in found[0.5]] == [lane[row_180 + 2:] for lane in found[0.0]]
+
+
+def test_config_lane_model_reaches_the_lane_fit(modeldir, tmp_path, monkeypatch):
+    # Training writes the hyperbola; a config from before the key fits polynomials.
+    assert load_config(modeldir)["lane_model"] == "hyperbola"
+    used = []
+    fit_lanes = lanes.fit_lanes
+    monkeypatch.setattr(lanes, "fit_lanes", lambda *args, **kwargs: used.append(kwargs["lane_model"])
+                        or fit_lanes(*args, **kwargs))
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    for name, lane_model in (("absent", None), ("hyperbola", "hyperbola"), ("bad", "cubic")):
+        folder = tmp_path / name
+        folder.mkdir()
+        os.symlink(os.path.join(modeldir, "model.keras"), folder / "model.keras")
+        config = {key: value for key, value in load_config(modeldir).items() if key != "lane_model"}
+        if lane_model:
+            config["lane_model"] = lane_model
+        (folder / "config.json").write_text(json.dumps(config))
+        if lane_model == "cubic":
+            with pytest.raises(ValueError, match=r"bad/config.json: lane_model must be one of "
+                                                 r"polynomial, hyperbola, got 'cubic'"):
+                Predictor(str(folder))
+            continue
+        predictor = Predictor(str(folder), min_pixels=10)
+        predictor._network = two_lane_outputs
+        assert len(predictor.predict(frame).lanes) == 2
+    assert used == ["polynomial", "hyperbola"]
 
 
 def test_run_writes_pictures_instances_and_tusimple_lines(crafted_predictor, tmp_path):

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from enet_discrim.lanes import (TUSIMPLE_H_SAMPLES, fit_lanes, read_tusimple_tasks,
-                                tusimple_line)
+from enet_discrim.lanes import (LANE_MODELS, TUSIMPLE_H_SAMPLES, fit_lanes,
+                                read_tusimple_tasks, tusimple_line)
 
 # Network map 256x512 -> frame 720x1280: scale 2.8125 rows, 2.5 columns.
 MAP_SHAPE = (256, 512)
@@ -19,20 +19,22 @@ def _map_row(frame_y):
     return (frame_y + 0.5) / 2.8125 - 0.5
 
 
-def test_vertical_lane_scaled_by_pixel_centres_and_missing_above_its_pixels():
+@pytest.mark.parametrize("lane_model", LANE_MODELS)
+def test_vertical_lane_scaled_by_pixel_centres_and_missing_above_its_pixels(lane_model):
     instance_map = np.zeros(MAP_SHAPE, np.int32)
     instance_map[100:, 99:102] = 1  # mean column 100 -> frame x 250.75
-    (lane,) = fit_lanes(instance_map, 720, 1280)
+    (lane,) = fit_lanes(instance_map, 720, 1280, lane_model=lane_model)
     # Pixels cover frame y from 100 * 2.8125 - 0.5 = 280.75 down to the bottom: rows >= 290.
     expected = [-2 if y < 290 else 251 for y in TUSIMPLE_H_SAMPLES]
     assert lane == expected
 
 
-def test_slanted_lane_follows_the_line():
+@pytest.mark.parametrize("lane_model", LANE_MODELS)
+def test_slanted_lane_follows_the_line(lane_model):
     instance_map = np.zeros(MAP_SHAPE, np.int32)
     for row in range(50, 256):
         instance_map[row, 400 - row - 1:400 - row + 2] = 1  # centre column 400 - row
-    (lane,) = fit_lanes(instance_map, 720, 1280)
+    (lane,) = fit_lanes(instance_map, 720, 1280, lane_model=lane_model)
     for y, x in zip(TUSIMPLE_H_SAMPLES, lane):
         if y < 50 * 2.8125:
             assert x == -2
@@ -40,13 +42,14 @@ def test_slanted_lane_follows_the_line():
             assert x == round(_frame_x(400 - _map_row(y)))
 
 
-def test_short_lane_is_fitted_with_a_straight_line():
+@pytest.mark.parametrize("lane_model", LANE_MODELS)
+def test_short_lane_is_fitted_with_a_straight_line(lane_model):
     # 15 rows on the parabola col = 100 + (row - 107)^2: a line fit is flat at the mean column
     # 100 + 280 / 15 (frame x 297.42); a quadratic would follow the bend.
     instance_map = np.zeros(MAP_SHAPE, np.int32)
     for row in range(100, 115):
         instance_map[row, 100 + (row - 107) ** 2] = 1
-    (lane,) = fit_lanes(instance_map, 720, 1280, min_points=10)
+    (lane,) = fit_lanes(instance_map, 720, 1280, min_points=10, lane_model=lane_model)
     # Extent of the pixels in the frame: 280.75 .. 322.94 -> rows 290, 300, 310, 320.
     expected = [297 if y in (290, 300, 310, 320) else -2 for y in TUSIMPLE_H_SAMPLES]
     assert lane == expected
@@ -62,6 +65,38 @@ def test_curved_long_lane_uses_the_quadratic():
         if y > 200:
             map_row = _map_row(y)
             assert abs(x - _frame_x(300 + 0.004 * (map_row - 60) ** 2)) <= 2
+
+
+def _road_x(y, slope, horizon=300.0, bend=2000.0):
+    """Frame x of a lane on a curved flat road: x = 640 + slope t + bend / t, t = y - horizon."""
+    t = y - horizon
+    return 640 + slope * t + bend / t
+
+
+def test_hyperbola_follows_a_road_curve_that_a_quadratic_misses():
+    # Two lanes of one road bending right near the horizon (frame row 300), seen from frame row 320
+    # down; 3 map pixels wide.
+    instance_map = np.zeros(MAP_SHAPE, np.int32)
+    slopes = (-1.2, 1.2)
+    for lane_id, slope in enumerate(slopes, start=1):
+        for row in range(int(_map_row(320)) + 1, MAP_SHAPE[0]):
+            col = int(round((_road_x((row + 0.5) * 2.8125 - 0.5, slope) + 0.5) / 2.5 - 0.5))
+            instance_map[row, col - 1:col + 2] = lane_id
+    worst = {}
+    for lane_model in LANE_MODELS:
+        fitted = fit_lanes(instance_map, 720, 1280, lane_model=lane_model)
+        assert len(fitted) == 2
+        errors = [abs(x - _road_x(y, slope)) for lane, slope in zip(fitted, slopes)
+                  for y, x in zip(TUSIMPLE_H_SAMPLES, lane) if x >= 0]
+        assert len(errors) == 2 * 39  # rows 330 .. 710 of both lanes
+        worst[lane_model] = max(errors)
+    assert worst["hyperbola"] <= 1.0
+    assert worst["polynomial"] > 15.0  # near the horizon: most of TuSimple's 20-pixel tolerance
+
+
+def test_unknown_lane_model_is_refused():
+    with pytest.raises(ValueError, match="lane_model must be one of polynomial, hyperbola, got 'cubic'"):
+        fit_lanes(np.zeros(MAP_SHAPE, np.int32), 720, 1280, lane_model="cubic")
 
 
 def test_lanes_ordered_left_to_right_and_short_instances_dropped():

@@ -105,6 +105,7 @@ def test_lane_top_trim_follows_the_label_line_thickness():
     assert inference_config(at_256, {**info, "width": 256})["lane_top_trim"] == 0.5
     cityscapes = TrainConfig(dataset="cityscapes")
     assert inference_config(cityscapes, {**info, "thing_train_ids": [11]})["lane_top_trim"] == 0.0
+    assert inference_config(at_256, info)["lane_model"] == "hyperbola"
 
 
 def test_missing_or_empty_srcdir_is_named(tmp_path):

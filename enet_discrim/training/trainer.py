@@ -257,6 +257,9 @@ LANE_MIN_CONFIDENCE = 0.8
 #: +0.0005 / +0.0012 / +0.0014 / +0.0015 on 400 frames of seed 600 (FP and FN up at 1.0), and
 #: by +0.0007 at 0.5 and 0.75, -0.0005 at 1.0 on 100 frames of seed 500.
 LANE_TOP_TRIM_PER_THICKNESS = 0.25
+#: How inference fits lanes (`lanes.LANE_MODELS`): the flat-road hyperbola, which beat the
+#: quadratic on held-out synthetic frames (see `lanes.fit_lanes`).
+LANE_MODEL = "hyperbola"
 
 
 def inference_config(config, info):
@@ -278,6 +281,7 @@ def inference_config(config, info):
         "bandwidth": config.delta_d,
         "min_confidence": LANE_MIN_CONFIDENCE if config.dataset == "tusimple" else 0.0,
         "lane_top_trim": lane_top_trim(config, info) if config.dataset == "tusimple" else 0.0,
+        "lane_model": LANE_MODEL,
     }
 
 
