@@ -17,6 +17,7 @@ def test_shipped_config_carries_the_post_processing_settings():
     assert (config["height"], config["width"], config["dataset"]) == (128, 256, "tusimple")
     assert config["bandwidth"] == config["delta_d"] == 1.5
     assert config["min_confidence"] == 0.85 and config["lane_top_trim"] == 0.5
+    assert config["lane_model"] == "hyperbola"
 
 
 def test_shipped_model_finds_the_sample_frames_lanes():
