@@ -17,6 +17,8 @@ flags.DEFINE_string("outdir", "inference_test/results", "Where the pictures and 
 flags.DEFINE_float("bandwidth", None, "Mean-shift bandwidth; default: the model's config.json.")
 flags.DEFINE_float("min_confidence", None,
                    "Class probability a pixel needs to join an instance; default: the model's config.json.")
+flags.DEFINE_enum("lane_model", None, ["polynomial", "hyperbola"],
+                  "How lanes are fitted (enet_discrim.lanes.fit_lanes); default: the model's config.json.")
 flags.DEFINE_enum("format", None, ["tusimple", "cityscapes"], "Result format; default: the model's dataset.")
 flags.DEFINE_string("tusimple_tasks", None,
                     "A TuSimple test_tasks/label file: predict exactly its frames (raw_file relative to --indir).")
@@ -31,7 +33,8 @@ def main(argv):
     from enet_discrim.predictor import Predictor
 
     try:
-        predictor = Predictor(FLAGS.modeldir, bandwidth=FLAGS.bandwidth, min_confidence=FLAGS.min_confidence)
+        predictor = Predictor(FLAGS.modeldir, bandwidth=FLAGS.bandwidth, min_confidence=FLAGS.min_confidence,
+                              lane_model=FLAGS.lane_model)
         jobs = batch_inference.list_jobs(FLAGS.indir, FLAGS.tusimple_tasks)
         summary = batch_inference.run(
             predictor,

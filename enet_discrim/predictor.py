@@ -110,8 +110,9 @@ class Predictor:
         min_confidence: class probability a pixel needs to be clustered; default: the config's
             (0 when absent: the plain argmax).
         min_pixels: smallest instance kept; default: 50 pixels at 256 x 512, scaled with the area.
-        The config's `lane_top_trim` (map rows; 0 when absent) and `lane_model` ("polynomial" when
-        absent) go to `lanes.fit_lanes`.
+        lane_model: how lanes are fitted (`lanes.LANE_MODELS`); default: the config's
+            ("polynomial" when absent).
+        The config's `lane_top_trim` (map rows; 0 when absent) goes to `lanes.fit_lanes`.
 
     Example:
     >>> predictor = Predictor("trained_model")
@@ -119,7 +120,7 @@ class Predictor:
     >>> prediction.lanes  # TuSimple lanes in frame coordinates
     """
 
-    def __init__(self, modeldir, bandwidth=None, min_pixels=None, min_confidence=None):
+    def __init__(self, modeldir, bandwidth=None, min_pixels=None, min_confidence=None, lane_model=None):
         self.config = load_config(modeldir)
         self.model = keras.models.load_model(os.path.join(modeldir, MODEL_FILE), safe_mode=True)
         if (self.model.num_classes, self.model.embedding_dim) != (
@@ -137,10 +138,11 @@ class Predictor:
         if self.lane_top_trim < 0:
             raise ValueError(f"{os.path.join(modeldir, CONFIG_FILE)}: lane_top_trim must be >= 0, "
                              f"got {self.lane_top_trim}")
-        self.lane_model = self.config.get("lane_model", "polynomial")
+        self.lane_model = lane_model or self.config.get("lane_model", "polynomial")
         if self.lane_model not in lanes.LANE_MODELS:
-            raise ValueError(f"{os.path.join(modeldir, CONFIG_FILE)}: lane_model must be one of "
-                             f"{', '.join(lanes.LANE_MODELS)}, got {self.lane_model!r}")
+            source = "" if lane_model else f"{os.path.join(modeldir, CONFIG_FILE)}: "
+            raise ValueError(f"{source}lane_model must be one of {', '.join(lanes.LANE_MODELS)}, "
+                             f"got {self.lane_model!r}")
         area_ratio = self.height * self.width / (256 * 512)
         self.min_pixels = min_pixels or max(10, round(MIN_PIXELS_AT_256X512 * area_ratio))
         self.thing_classes = self.config.get("thing_train_ids") or [1]

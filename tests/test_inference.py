@@ -170,7 +170,13 @@ def test_config_lane_model_reaches_the_lane_fit(modeldir, tmp_path, monkeypatch)
         predictor = Predictor(str(folder), min_pixels=10)
         predictor._network = two_lane_outputs
         assert len(predictor.predict(frame).lanes) == 2
-    assert used == ["polynomial", "hyperbola"]
+    # The argument (inference.py --lane_model) overrides the config.
+    predictor = Predictor(str(tmp_path / "hyperbola"), min_pixels=10, lane_model="polynomial")
+    predictor._network = two_lane_outputs
+    predictor.predict(frame)
+    assert used == ["polynomial", "hyperbola", "polynomial"]
+    with pytest.raises(ValueError, match=r"^lane_model must be one of polynomial, hyperbola, got 'spline'"):
+        Predictor(str(tmp_path / "hyperbola"), lane_model="spline")
 
 
 def test_run_writes_pictures_instances_and_tusimple_lines(crafted_predictor, tmp_path):
