@@ -139,6 +139,28 @@ def test_occluded_lane_points_are_minus_two():
     assert free[0][rows.tolist().index(600)] == round(640 + line.s * (600 - 300) / 1.5)
 
 
+def test_test_split_paints_lane_less_frames_and_keeps_the_others(tmp_path):
+    """Frame 0 of seed 2000 is one of the training mix's lane-less frames (1 %), which TuSimple's
+    metric can only score 0; the test split renders the same scene with its lines painted."""
+    tusimple.generate(tmp_path / "train", 2, seed=2000)
+    paths = tusimple.generate(tmp_path / "test", 2, seed=2000, split="test")
+    assert [p.name for p in paths] == ["test_label.json"]
+    assert sorted(p.name for p in (tmp_path / "test").iterdir()) == ["clips", "test_label.json"]
+    test = [json.loads(line) for line in paths[0].read_text().splitlines()]
+    train = [json.loads((tmp_path / "train" / name).read_text())
+             for name in ("label_data_0313.json", "label_data_0531.json")]
+    assert [r["raw_file"] for r in test] == [r["raw_file"] for r in train]
+    assert train[0]["lanes"] == [] and len(test[0]["lanes"]) >= 2
+    assert test[1] == train[1]
+    frames = [_files(tmp_path / split / "clips") for split in ("train", "test")]
+    assert frames[0].keys() == frames[1].keys()
+    assert [frames[0][k] == frames[1][k] for k in sorted(frames[0])] == [False, True]
+    with pytest.raises(FileExistsError, match="test_label.json"):
+        tusimple.generate(tmp_path / "test", 1, seed=2000, split="test")
+    with pytest.raises(ValueError, match="split"):
+        tusimple.generate(tmp_path / "val", 1, seed=0, split="val")
+
+
 def test_generate_refuses_to_overwrite_labels(tmp_path):
     tusimple.generate(tmp_path, 1, seed=0)
     before = _files(tmp_path)
@@ -151,8 +173,12 @@ def test_generate_refuses_to_overwrite_labels(tmp_path):
 
 def test_cli_tusimple(tmp_path, capsys):
     assert cli.main(["tusimple", "--outdir", str(tmp_path), "--count", "1", "--seed", "2"]) == 0
-    assert "tusimple: 1 frames" in capsys.readouterr().out
+    assert "tusimple: 1 train frames" in capsys.readouterr().out
     assert (tmp_path / "label_data_0313.json").exists()
+    assert cli.main(["tusimple", "--outdir", str(tmp_path / "t"), "--count", "1", "--split",
+                     "test"]) == 0
+    assert "label files: test_label.json" in capsys.readouterr().out
+    assert (tmp_path / "t" / "test_label.json").exists()
     assert cli.main(["tusimple", "--outdir", str(tmp_path), "--count", "1", "--seed", "2"]) == 2
     assert "already exists" in capsys.readouterr().err
 

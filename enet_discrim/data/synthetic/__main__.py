@@ -1,6 +1,6 @@
 """Writes synthetic datasets in native formats.
 
-    python -m enet_discrim.data.synthetic tusimple --outdir DIR --count N --seed S
+    python -m enet_discrim.data.synthetic tusimple --outdir DIR --count N --seed S [--split test]
     python -m enet_discrim.data.synthetic cityscapes --outdir DIR --count N --seed S --split train
 """
 import argparse
@@ -33,6 +33,11 @@ def _parser():
                              help="replace existing files instead of refusing")
         command.add_argument("--log-every", type=_non_negative, default=100,
                              help="log progress every N frames (0: never)")
+        if name == "tusimple":
+            command.add_argument(
+                "--split", choices=tusimple.SPLITS, default="train",
+                help="train: label_data_*.json, 1%% of frames without lane markings; test: "
+                     "test_label.json, every frame with lanes (the same frames otherwise)")
         if name == "cityscapes":
             command.add_argument("--split", choices=cityscapes.SPLITS, default="train")
             command.add_argument("--width", type=int, default=1024)
@@ -49,9 +54,9 @@ def main(argv=None):
     logging.set_verbosity(logging.INFO)
     try:
         if args.dataset == "tusimple":
-            paths = tusimple.generate(args.outdir, args.count, args.seed,
+            paths = tusimple.generate(args.outdir, args.count, args.seed, args.split,
                                       overwrite=args.overwrite, log_every=args.log_every)
-            summary = (f"tusimple: {args.count} frames, label files: "
+            summary = (f"tusimple: {args.count} {args.split} frames, label files: "
                        f"{', '.join(p.name for p in paths) or 'none'} in {args.outdir}")
         else:
             paths = cityscapes.generate(args.outdir, args.count, args.seed, args.split,

@@ -14,6 +14,9 @@ On-disk layout (as TuSimple ships it)::
     DIR/label_data_0531.json
     DIR/label_data_0601.json
     DIR/clips/0313-1/<clip>/20.jpg   1280 x 720 JPEG; raw_file is relative to DIR
+
+The test split writes the same clips with all labels in one `DIR/test_label.json`, as TuSimple's
+test set comes, and renders every frame with its lines painted (see `DomainRandomization.evaluation`).
 """
 import contextlib
 import dataclasses
@@ -39,6 +42,8 @@ LABEL_SETS = (
     ("label_data_0531.json", "0531"),
     ("label_data_0601.json", "0601"),
 )
+TEST_LABEL_FILE = "test_label.json"
+SPLITS = ("train", "test")
 
 _NEAREST_Z = 1.5  # metres; at this distance the ground is already below the image bottom
 _DENSE_SAMPLES = 480  # samples along a line, uniform in 1/z, i.e. about one per image row
@@ -103,6 +108,17 @@ class DomainRandomization:
     max_blur_sigma: float = 1.1
     jpeg_quality: tuple = (70, 95)
     unpainted_probability: float = 0.01
+
+    @classmethod
+    def evaluation(cls):
+        """The training mix without lane-less frames, for sets that are scored.
+
+        TuSimple's metric scores a frame with no labelled lane 0 whatever is predicted (its
+        accuracy divides by max(lanes, 1)), and TuSimple's test set has no such frame. The random
+        draws are the same as in the training mix, so every other frame renders byte for byte as
+        there, and a lane-less one renders as the same scene with its lines painted.
+        """
+        return cls(unpainted_probability=0.0)
 
     @classmethod
     def clean(cls):
@@ -1004,61 +1020,72 @@ def _lane_labels(rng, camera, layout, occlusion, roll_matrix):
 
 # ------------------------------------------------------------------------------- on disk
 
-def generate(outdir, count, seed, randomization=None, overwrite=False, log_every=100):
+def generate(outdir, count, seed, split="train", randomization=None, overwrite=False,
+             log_every=100):
     """Writes `count` frames and their labels in TuSimple's native layout under `outdir`.
 
     Frame i is rendered from `numpy.random.default_rng([seed, i])`, so it does not depend on
-    `count`, and goes to label file `LABEL_SETS[i % 3]`. Each label line is written as soon as its
-    frame is on disk, so an interrupted run leaves consistent, usable files.
+    `count`, and goes to clip folder `LABEL_SETS[i % 3]`. Its label line goes to that set's label
+    file (split "train") or to `test_label.json` (split "test"). Each label line is written as
+    soon as its frame is on disk, so an interrupted run leaves consistent, usable files.
 
     Args:
       outdir: output folder (created if missing).
       count: number of frames (>= 0).
       seed: integer seed; the same seed gives byte-identical files.
-      randomization: DomainRandomization (default: the training mix).
+      split: "train" (label_data_*.json, the training mix: 1 % of frames have no lane markings)
+        or "test" (test_label.json, `DomainRandomization.evaluation()`: every frame has lanes).
+      randomization: DomainRandomization (default: the split's mix, as above).
       overwrite: replace existing label files instead of refusing.
       log_every: log progress every this many frames.
 
     Returns:
-      list of pathlib.Path of the label files written, in LABEL_SETS order.
+      list of pathlib.Path of the label files written, in LABEL_SETS order for "train".
 
     Raises:
-      ValueError: negative count or a non-integer seed.
+      ValueError: negative count, a non-integer seed or an unknown split.
       FileExistsError: a label file exists already and `overwrite` is False.
       NotADirectoryError: `outdir` is an existing file.
     """
     outdir = pathlib.Path(outdir)
     count, seed = _check_count_and_seed(count, seed)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if outdir.exists() and not outdir.is_dir():
         raise NotADirectoryError(f"--outdir {outdir} exists and is not a folder")
-    used_sets = LABEL_SETS[:min(count, len(LABEL_SETS))]
-    label_paths = [outdir / name for name, _ in used_sets]
+    if split == "train":
+        label_names = [name for name, _ in LABEL_SETS[:min(count, len(LABEL_SETS))]]
+        randomization = randomization or DomainRandomization()
+    else:
+        label_names = [TEST_LABEL_FILE] if count else []
+        randomization = randomization or DomainRandomization.evaluation()
+    label_paths = [outdir / name for name in label_names]
     if not overwrite:
         for path in label_paths:
             if path.exists():
                 raise FileExistsError(
                     f"{path} already exists; choose an empty --outdir or pass --overwrite")
-    randomization = randomization or DomainRandomization()
     outdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         files = [stack.enter_context(open(path, "w", encoding="utf-8")) for path in label_paths]
         for i in range(count):
-            label_index = i % len(LABEL_SETS)
-            raw_file = f"clips/{LABEL_SETS[label_index][1]}/{seed}_{i:06d}/{FRAME_NAME}"
+            clip_index = i % len(LABEL_SETS)
+            label_file = files[clip_index if split == "train" else 0]
+            raw_file = f"clips/{LABEL_SETS[clip_index][1]}/{seed}_{i:06d}/{FRAME_NAME}"
             jpeg, lanes = _render_jpeg(np.random.default_rng([seed, i]), randomization)
             frame_path = outdir / raw_file
             frame_path.parent.mkdir(parents=True, exist_ok=True)
             frame_path.write_bytes(jpeg)
             record = {"lanes": lanes, "h_samples": list(H_SAMPLES), "raw_file": raw_file}
-            files[label_index].write(json.dumps(record) + "\n")
-            files[label_index].flush()
+            label_file.write(json.dumps(record) + "\n")
+            label_file.flush()
             if log_every and (i + 1) % log_every == 0:
                 elapsed = time.perf_counter() - start
                 logging.info("tusimple: %d/%d frames, %.1f ms/frame", i + 1, count,
                              1000 * elapsed / (i + 1))
     elapsed = time.perf_counter() - start
-    logging.info("tusimple: wrote %d frames and %d label files to %s in %.1f s", count,
+    logging.info("tusimple: wrote %d %s frames and %d label files to %s in %.1f s", count, split,
                  len(label_paths), outdir, elapsed)
     return label_paths
 
