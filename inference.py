@@ -11,13 +11,15 @@ import sys
 
 from absl import app, flags, logging
 
+from enet_discrim.lanes import LANE_MODELS
+
 flags.DEFINE_string("modeldir", "trained_model", "Folder with model.keras and config.json.")
 flags.DEFINE_string("indir", "inference_test/images", "Folder of frames (jpg/png), or the root of --tusimple_tasks.")
 flags.DEFINE_string("outdir", "inference_test/results", "Where the pictures and results go.")
 flags.DEFINE_float("bandwidth", None, "Mean-shift bandwidth; default: the model's config.json.")
 flags.DEFINE_float("min_confidence", None,
                    "Class probability a pixel needs to join an instance; default: the model's config.json.")
-flags.DEFINE_enum("lane_model", None, ["polynomial", "hyperbola"],
+flags.DEFINE_enum("lane_model", None, list(LANE_MODELS),
                   "How lanes are fitted (enet_discrim.lanes.fit_lanes); default: the model's config.json.")
 flags.DEFINE_enum("format", None, ["tusimple", "cityscapes"], "Result format; default: the model's dataset.")
 flags.DEFINE_string("tusimple_tasks", None,

@@ -99,8 +99,8 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
     the camera's yaw adds a constant (the hyperbola lane model of Kluge, 1994). One horizon serves
     all lanes of a frame: the row that fits them best, from a grid search. Near the horizon the
     1 / t term bends a lane the way a road curve does, which a quadratic in y cannot; on held-out
-    synthetic frames accuracy rose 0.9704 -> 0.9714 (400 frames, seed 600) and 0.9609 -> 0.9618
-    (100, seed 500), FP and FN fell by 0.001-0.003; on real curved highways (the reference frames)
+    synthetic frames (training-split files) accuracy rose 0.9704 -> 0.9714 (400 frames, seed 600)
+    and 0.9609 -> 0.9618 (100, seed 500), FP and FN fell by 0.001-0.003; on real curved highways (the reference frames)
     the quadratic cut inside the bends by up to 29 pixels near the horizon where the hyperbola
     stayed on the line. Shorter lanes keep the polynomial.
 
