@@ -3,26 +3,31 @@
 - `schema`: the TFRecord layout, `make_example` and `decode_example`;
 - `tusimple`, `cityscapes`: converters (`python -m enet_discrim.data.tusimple ...`);
 - `writer`: atomic sharded writing shared by the converters;
-- `pipeline`: `parse_fn`, `build_dataset`, `find_shards`.
-"""
-from enet_discrim.data.pipeline import build_dataset
-from enet_discrim.data.pipeline import find_shards
-from enet_discrim.data.pipeline import flip_left_right
-from enet_discrim.data.pipeline import parse_fn
-from enet_discrim.data.pipeline import resolve_files
-from enet_discrim.data.schema import decode_example
-from enet_discrim.data.schema import FEATURE_SPEC
-from enet_discrim.data.schema import IGNORE_LABEL
-from enet_discrim.data.schema import make_example
+- `pipeline`: `parse_fn`, `build_dataset`, `find_shards`;
+- `label_stats`: statistics of TuSimple label files (`python -m enet_discrim.data.label_stats`);
+- `synthetic`: generators of synthetic TuSimple and Cityscapes data in their native layouts.
 
-__all__ = [
-    "FEATURE_SPEC",
-    "IGNORE_LABEL",
-    "build_dataset",
-    "decode_example",
-    "find_shards",
-    "flip_left_right",
-    "make_example",
-    "parse_fn",
-    "resolve_files",
-]
+The names below are imported on first use (PEP 562), so that the tools that need no TensorFlow
+(the label statistics, the synthetic generators) start without loading it.
+"""
+import importlib
+
+_EXPORTS = {
+    "build_dataset": "enet_discrim.data.pipeline",
+    "find_shards": "enet_discrim.data.pipeline",
+    "flip_left_right": "enet_discrim.data.pipeline",
+    "parse_fn": "enet_discrim.data.pipeline",
+    "resolve_files": "enet_discrim.data.pipeline",
+    "decode_example": "enet_discrim.data.schema",
+    "FEATURE_SPEC": "enet_discrim.data.schema",
+    "IGNORE_LABEL": "enet_discrim.data.schema",
+    "make_example": "enet_discrim.data.schema",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
