@@ -10,11 +10,11 @@ a trained network meets the margins only approximately, and the middle leaves th
 sides. (On 100 held-out synthetic TuSimple frames run 3 of the README splits fewer lanes at 1.5 than
 at 1.0: FP 0.055 -> 0.032, FN 0.034 -> 0.033, accuracy 0.957 -> 0.956.)
 
-Clustering follows scikit-learn's `MeanShift(bandwidth, bin_seeding=True, cluster_all=False)`
+Clustering follows scikit-learn's `MeanShift(bandwidth, bin_seeding=True, cluster_all=...)`
 exactly -- seeds on a grid of `bandwidth` as `sklearn.cluster.get_bin_seeds` places them, flat
 kernel, the same stopping rule, the same removal of near-duplicate modes, and a point joins its
-nearest mode only when that mode is within `bandwidth` -- with two changes that make it fast
-enough for every frame:
+nearest mode (with `cluster_all=False` only when that mode is within `bandwidth`) -- with two
+changes that make it fast enough for every frame:
 
 1. The modes are found on a bounded random sample of the foreground (`max_samples` pixels, seeded,
    so the result is deterministic); every foreground pixel is then assigned to its nearest mode.
@@ -34,6 +34,10 @@ DEFAULT_MIN_PIXELS = 50
 #: Foreground pixels the modes are searched on. An instance with 1% of the foreground still gets
 #: about 20 samples, plenty for a mode, while the search stays around a millisecond.
 DEFAULT_MAX_SAMPLES = 2000
+#: Whether a foreground pixel farther than the bandwidth from every mode still joins the nearest
+#: one, as with scikit-learn's default (`MeanShift(cluster_all=True)`). Real frames give looser
+#: embeddings than the synthetic ones trained on, and the pixels left out are mostly lane pixels.
+DEFAULT_CLUSTER_ALL = True
 #: scikit-learn's MeanShift default.
 _MAX_ITER = 300
 # Rows per block when assigning pixels to modes, to bound the [rows, modes] distance matrix.
@@ -153,12 +157,14 @@ def _check_embeddings(embeddings, mask, mask_name):
 
 
 def cluster_embeddings(embeddings, foreground, bandwidth=DEFAULT_BANDWIDTH,
-                       min_pixels=DEFAULT_MIN_PIXELS, max_samples=DEFAULT_MAX_SAMPLES, seed=0):
+                       min_pixels=DEFAULT_MIN_PIXELS, max_samples=DEFAULT_MAX_SAMPLES, seed=0,
+                       cluster_all=DEFAULT_CLUSTER_ALL):
     """Instance map from per-pixel embeddings by mean-shift on the foreground.
 
     Modes are found on at most `max_samples` foreground pixels drawn with `seed` (all of them when
-    there are fewer). Each foreground pixel joins its nearest mode if that mode is within
-    `bandwidth` (scikit-learn's `cluster_all=False` rule) and is background otherwise. Clusters
+    there are fewer). With `cluster_all` (scikit-learn's default) every foreground pixel joins its
+    nearest mode; without it a pixel joins its nearest mode only if that mode is within
+    `bandwidth` and is background otherwise (scikit-learn's `cluster_all=False`). Clusters
     with fewer than `min_pixels` pixels become background. Instances are numbered 1..K by
     decreasing pixel count; equal counts keep the mode order (stronger mode first).
 
@@ -169,6 +175,7 @@ def cluster_embeddings(embeddings, foreground, bandwidth=DEFAULT_BANDWIDTH,
         min_pixels: smallest instance kept, in pixels.
         max_samples: most foreground pixels the modes are searched on (>= 1).
         seed: seed of the sample; the same inputs and seed give the same map.
+        cluster_all: assign every foreground pixel to its nearest mode, however far.
 
     Returns:
         int32 [H, W]: 0 background, 1..K instances.
@@ -191,7 +198,8 @@ def cluster_embeddings(embeddings, foreground, bandwidth=DEFAULT_BANDWIDTH,
         modes = find_modes(points, bandwidth)
 
     nearest, distance = _nearest_mode(points, modes)
-    nearest[distance > bandwidth] = -1
+    if not cluster_all:
+        nearest[distance > bandwidth] = -1
     sizes = np.bincount(nearest[nearest >= 0], minlength=len(modes))
     # Stable sort keeps the mode order among clusters of equal size.
     order = np.argsort(-sizes, kind="stable")
@@ -232,7 +240,8 @@ def confident_classes(probabilities, min_confidence=0.0):
 
 
 def cluster_per_class(embeddings, semantic, thing_classes, bandwidth=DEFAULT_BANDWIDTH,
-                      min_pixels=DEFAULT_MIN_PIXELS, max_samples=DEFAULT_MAX_SAMPLES, seed=0):
+                      min_pixels=DEFAULT_MIN_PIXELS, max_samples=DEFAULT_MAX_SAMPLES, seed=0,
+                      cluster_all=DEFAULT_CLUSTER_ALL):
     """Instances of several classes: each thing class is clustered on its own pixels.
 
     Instance ids are unique across classes: the instances of `thing_classes[0]` come first
@@ -242,7 +251,7 @@ def cluster_per_class(embeddings, semantic, thing_classes, bandwidth=DEFAULT_BAN
         embeddings: float [H, W, D] pixel embeddings.
         semantic: int [H, W] predicted class per pixel (e.g. Cityscapes train ids).
         thing_classes: class ids that have instances (e.g. train ids 11..18).
-        bandwidth, min_pixels, max_samples, seed: as in `cluster_embeddings`.
+        bandwidth, min_pixels, max_samples, seed, cluster_all: as in `cluster_embeddings`.
 
     Returns:
         (instance_map, instance_classes): int32 [H, W] with 0 background and 1..K instances, and
@@ -253,7 +262,7 @@ def cluster_per_class(embeddings, semantic, thing_classes, bandwidth=DEFAULT_BAN
     instance_classes = []
     for class_id in thing_classes:
         class_instances = cluster_embeddings(embeddings, semantic == class_id, bandwidth,
-                                             min_pixels, max_samples, seed)
+                                             min_pixels, max_samples, seed, cluster_all)
         n_instances = int(class_instances.max())
         on = class_instances > 0
         instance_map[on] = class_instances[on] + len(instance_classes)

@@ -44,10 +44,38 @@ def test_small_frame_matches_sklearn_cluster_all_false_exactly():
     points = _blobs([90, 70, 60], [[0, 0], [3, 0], [0, 3]], noise=0.3, seed=1)
     points = np.concatenate([points, [[1.6, 1.6]]])  # between blobs, maybe beyond bandwidth
     embeddings, foreground = _as_frame(points)
-    ours = cluster_embeddings(embeddings, foreground, bandwidth=1.0, min_pixels=1)[0]
+    ours = cluster_embeddings(embeddings, foreground, bandwidth=1.0, min_pixels=1,
+                              cluster_all=False)[0]
     theirs = MeanShift(bandwidth=1.0, bin_seeding=True, cluster_all=False).fit(points).labels_
+    assert (theirs == -1).any()  # the case under test: a point no mode reaches
     np.testing.assert_array_equal(ours == 0, theirs == -1)
     assert adjusted_rand_score(theirs, ours) == pytest.approx(1.0)
+
+
+def test_small_frame_matches_sklearn_cluster_all_true_exactly():
+    points = _blobs([90, 70, 60], [[0, 0], [3, 0], [0, 3]], noise=0.3, seed=1)
+    points = np.concatenate([points, [[1.6, 1.6]]])
+    embeddings, foreground = _as_frame(points)
+    ours = cluster_embeddings(embeddings, foreground, bandwidth=1.0, min_pixels=1,
+                              cluster_all=True)[0]
+    theirs = MeanShift(bandwidth=1.0, bin_seeding=True, cluster_all=True).fit(points).labels_
+    assert np.all(ours > 0)
+    assert adjusted_rand_score(theirs, ours) == pytest.approx(1.0)
+
+
+def test_cluster_all_keeps_the_noisy_lane_pixels():
+    """5 well separated lanes, 4-D, per-axis noise 0.35, bandwidth 1.0: leaving pixels beyond the
+    bandwidth out drops some lane pixels; assigning all of them recovers the instances."""
+    embeddings, foreground, truth = synthetic_lane_embeddings(64, 128, n_lanes=5, dims=4,
+                                                              noise=0.35, seed=2)
+    kept = cluster_embeddings(embeddings, foreground, bandwidth=1.0, min_pixels=10,
+                              cluster_all=True)
+    dropped = cluster_embeddings(embeddings, foreground, bandwidth=1.0, min_pixels=10,
+                                 cluster_all=False)
+    assert np.all(kept[foreground] > 0)
+    assert np.count_nonzero(dropped[foreground] == 0) > 0.02 * foreground.sum()
+    assert adjusted_rand_score(truth[foreground], kept[foreground]) >= 0.99
+    assert adjusted_rand_score(truth[foreground], dropped[foreground]) < 0.95
 
 
 def test_sampled_clustering_agrees_with_full_meanshift():
