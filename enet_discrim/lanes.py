@@ -78,16 +78,14 @@ def _horizon(lanes_points, highest_row, frame_height):
 
 
 def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMPLES, degree=2,
-              min_points=DEFAULT_MIN_POINTS, top_trim=0.0, lane_model="polynomial"):
+              min_points=DEFAULT_MIN_POINTS, top_trim=0.0, lane_model="polynomial",
+              bridge_gaps=False, extend_bottom=0.0):
     """Fit each lane instance with a curve x = f(y) and sample it at `h_samples`.
 
     Each instance is reduced to one point per covered map row (its mean column), so wide near
     rows do not outweigh thin far ones, and mapped to frame coordinates by pixel centres. Rows
     where the instance touches the map's left or right edge are left out of the fit (when enough
-    rows remain): the frame cuts the lane there, so their mean column is pulled inwards (on 400
-    held-out synthetic frames, fitted points within 100 px of the frame's side were a median 5 px
-    too far in and 18 % of them 20 px or more off; without these rows -1 px and 11 %), and lanes
-    seemed to run on a row past the point where they leave the frame. The fit
+    rows remain): the frame cuts the lane there, so their mean column is pulled inwards. The fit
     is `numpy.polyfit` of degree `min(degree, R // 10)` (at least 1) for R covered rows: a short
     segment's spread is mostly across the lane, and a curve fitted to it would bend wildly where
     it is sampled, so every degree above the first needs 10 more rows of support.
@@ -98,22 +96,22 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
     / z in a row t = f H / z below the horizon h, so x - x0 = (s / H) t + (f^2 H k / 2) / t, and
     the camera's yaw adds a constant (the hyperbola lane model of Kluge, 1994). One horizon serves
     all lanes of a frame: the row that fits them best, from a grid search. Near the horizon the
-    1 / t term bends a lane the way a road curve does, which a quadratic in y cannot; on held-out
-    synthetic frames (training-split files) accuracy rose 0.9704 -> 0.9714 (400 frames, seed 600)
-    and 0.9609 -> 0.9618 (100, seed 500), FP and FN fell by 0.001-0.003; on real curved highways (the reference frames)
-    the quadratic cut inside the bends by up to 29 pixels near the horizon where the hyperbola
-    stayed on the line. Shorter lanes keep the polynomial.
+    1 / t term bends a lane the way a road curve does, which a quadratic in y cannot. Shorter
+    lanes keep the polynomial.
 
-    Sampled x values are rounded to int. A row gets -2 when the map row it falls in holds no pixel
-    of the instance -- above or below the lane, and in its gaps, such as where a vehicle hides it
-    (the synthetic labels mark hidden rows -2; bridging gaps cost FP 0.064 -> 0.081 and FN
-    0.036 -> 0.054 on 100 held-out synthetic frames) -- or when x falls outside the frame
-    (x < 0 or x >= frame_width) -- or when it lies less than `top_trim` map rows below the top
-    edge of the lane's first map row. Training labels are lines `lane_thickness` pixels thick
-    with round caps, so a lane's mask starts above its last labelled point (0.92 map rows at
-    128 x 256, 2.01 at 256 x 512, measured on 1473 synthetic lanes); a model learns to start it
-    there too, and `top_trim` takes that back. Instances covering fewer than `min_points` rows,
-    or with no valid sample, are dropped.
+    Which rows a lane is reported on: sampled x values are rounded to int, and a row gets -2
+    - when the map row it falls in holds no pixel of the instance: above or below the lane and,
+      without `bridge_gaps`, in its gaps. With `bridge_gaps` every row between the instance's
+      first and last map row is reported: TuSimple's annotators continue a lane through the
+      vehicle that hides it, so a lane seen on both sides of a car is reported through it;
+    - below the instance's last map row, except for the `extend_bottom` map rows under it: the
+      network tends to stop a lane short of the frame's bottom edge, where the fit is still good;
+    - when x falls outside the frame (x < 0 or x >= frame_width);
+    - when it lies less than `top_trim` map rows below the top edge of the lane's first map row.
+      Training labels are lines `lane_thickness` pixels thick with round caps, so a lane's mask
+      starts above its last labelled point; a model learns to start it there too, and `top_trim`
+      takes that back.
+    Instances covering fewer than `min_points` rows, or with no valid sample, are dropped.
 
     Args:
         instance_map: int [h, w] network-resolution instance map, 0 background, > 0 instances.
@@ -123,6 +121,8 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
         min_points: fewest covered map rows for a lane.
         top_trim: map rows (>= 0, may be fractional) dropped from the upper end of each lane.
         lane_model: one of LANE_MODELS.
+        bridge_gaps: report a lane on every row between its first and last map row.
+        extend_bottom: map rows (>= 0) below a lane's last map row on which it is still reported.
 
     Returns:
         list of lanes, each a list of len(h_samples) ints, ordered left to right by the fitted x
@@ -135,6 +135,8 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
         raise ValueError(f"degree must be >= 1, got {degree}")
     if top_trim < 0:
         raise ValueError(f"top_trim must be >= 0, got {top_trim}")
+    if extend_bottom < 0:
+        raise ValueError(f"extend_bottom must be >= 0, got {extend_bottom}")
     if lane_model not in LANE_MODELS:
         raise ValueError(f"lane_model must be one of {', '.join(LANE_MODELS)}, got {lane_model!r}")
     map_height, map_width = instance_map.shape
@@ -145,7 +147,7 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
     in_map = (sample_map_rows >= 0) & (sample_map_rows < map_height)
     # Where each sample row lies in map pixel-centre coordinates (map row i spans [i - 0.5, i + 0.5)).
     sample_map_position = (sample_rows + 0.5) / scale_y - 0.5
-    instances = []  # (first map row, covered rows, frame ys, frame xs)
+    instances = []  # (first map row, reported rows, frame ys, frame xs)
     for instance_id in np.unique(instance_map[instance_map > 0]):
         rows, cols = np.nonzero(instance_map == instance_id)
         covered = np.zeros(map_height, dtype=bool)
@@ -154,7 +156,12 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
             continue
         ys, xs = _lane_points(*_uncut_pixels(rows, cols, covered, map_width, max(min_points, 2)),
                               scale_y, scale_x)
-        instances.append((rows.min(), covered, ys, xs))
+        reported = covered.copy()
+        if bridge_gaps:
+            reported[rows.min():rows.max() + 1] = True
+        if extend_bottom > 0:
+            reported[rows.max():min(map_height, rows.max() + 1 + int(np.ceil(extend_bottom)))] = True
+        instances.append((rows.min(), reported, ys, xs))
     horizon = None
     if lane_model == "hyperbola" and instances:
         long_lanes = [(ys, xs) for _, _, ys, xs in instances if len(ys) >= 2 * _ROWS_PER_DEGREE]

@@ -124,6 +124,37 @@ def test_rows_in_a_gap_of_the_lane_are_missing_and_the_fit_spans_it():
     assert sum(x == -2 for x in lane) == 14  # frame rows 340-470: map rows 120-169
 
 
+@pytest.mark.parametrize("lane_model", LANE_MODELS)
+def test_bridge_gaps_reports_the_lane_through_its_gap(lane_model):
+    instance_map = np.zeros(MAP_SHAPE, np.int32)
+    for row in range(50, 256):
+        if not 120 <= row < 170:
+            instance_map[row, 400 - row - 1:400 - row + 2] = 1
+    (lane,) = fit_lanes(instance_map, 720, 1280, bridge_gaps=True, lane_model=lane_model)
+    for y, x in zip(TUSIMPLE_H_SAMPLES, lane):
+        if int((y + 0.5) // 2.8125) < 50:
+            assert x == -2, y
+        else:  # the gap's rows too, on the line
+            assert abs(x - _frame_x(400 - _map_row(y))) <= 1, y
+
+
+def test_bridge_gaps_does_not_extend_a_lane_past_its_ends():
+    instance_map = np.zeros(MAP_SHAPE, np.int32)
+    instance_map[100:200, 99:102] = 1  # frame rows 280.75 .. 562
+    (lane,) = fit_lanes(instance_map, 720, 1280, bridge_gaps=True)
+    assert lane == [251 if 290 <= y <= 560 else -2 for y in TUSIMPLE_H_SAMPLES]
+
+
+def test_extend_bottom_reports_the_rows_just_below_the_lane():
+    instance_map = np.zeros(MAP_SHAPE, np.int32)
+    instance_map[100:200, 99:102] = 1  # last map row 199: frame rows up to 561.9
+    (lane,) = fit_lanes(instance_map, 720, 1280, extend_bottom=10)
+    # Map rows 200..209 are added: frame rows up to 210 * 2.8125 - 0.5 = 590.1 -> 570, 580, 590.
+    assert lane == [251 if 290 <= y <= 590 else -2 for y in TUSIMPLE_H_SAMPLES]
+    with pytest.raises(ValueError, match="extend_bottom"):
+        fit_lanes(instance_map, 720, 1280, extend_bottom=-1)
+
+
 def test_rows_cut_by_the_frame_side_do_not_pull_the_lane_inwards():
     # A 13-pixel-wide straight lane, centre column 470 + (row - 200), leaving the map on the right.
     # Where the last column cuts it only its inner pixels are there (the lower 21 of its 56 rows);
