@@ -5,8 +5,9 @@ A frame is a US highway seen from a dashboard camera: a flat (or gently rising/c
 and trees. The lines are modelled in road coordinates (lateral offset `s` metres, distance ahead
 `z` metres) and projected by a pinhole camera, so dashes, dots, marking widths and textures shrink
 with perspective exactly as on a real road. The label of a line is its projected centre at the
-TuSimple rows `H_SAMPLES`, -2 where the line is out of frame, beyond its annotated end or hidden by
-a vehicle or another upright object.
+TuSimple rows `H_SAMPLES`, -2 where the line is out of frame, beyond its annotated end, or where an
+end of it is hidden by a vehicle or another upright object; as TuSimple's annotators do, a line is
+labelled through an object that hides it between two visible stretches.
 
 On-disk layout (as TuSimple ships it)::
 
@@ -78,6 +79,8 @@ class DomainRandomization:
       camera_height_m: range of the camera height above the road.
       lane_width_m: range of the lane width.
       driving_lane_weights: relative frequency of 1, 2, 3, 4 driving lanes (2-5 lane lines).
+      labelled_lanes_weights: relative frequency of 4 and 5 labelled lines, at most (the lines
+        nearest the camera: the ego lane's and its neighbours', as TuSimple's annotators chose).
       curved_probability: chance of a clearly curved road (else almost straight).
       max_curvature: largest road curvature (1/m); 1/250 is a tight highway bend.
       max_yaw_rad: largest heading of the camera relative to the road (moves the vanishing point).
@@ -91,23 +94,24 @@ class DomainRandomization:
       jpeg_quality: range of the JPEG quality the frame is encoded with.
       unpainted_probability: chance of a frame with no lane markings at all (no labels).
     """
-    horizon_y: tuple = (240.0, 330.0)
+    horizon_y: tuple = (215.0, 275.0)
     focal_px: tuple = (900.0, 1200.0)
     camera_height_m: tuple = (1.3, 1.8)
     lane_width_m: tuple = (3.3, 3.9)
-    driving_lane_weights: tuple = (0.05, 0.30, 0.40, 0.25)
+    driving_lane_weights: tuple = (0.02, 0.18, 0.40, 0.40)
     curved_probability: float = 0.5
-    max_curvature: float = 1.0 / 250.0
+    max_curvature: float = 1.0 / 200.0
     max_yaw_rad: float = 0.04
     dashed_probability: float = 0.75
     dots_probability: float = 0.15
     worn_probability: float = 0.35
-    max_vehicles: int = 7
+    max_vehicles: int = 10
     shadow_probability: float = 0.4
     max_roll_deg: float = 2.0
     max_blur_sigma: float = 1.1
     jpeg_quality: tuple = (70, 95)
     unpainted_probability: float = 0.01
+    labelled_lanes_weights: tuple = (0.9, 0.1)
 
     @classmethod
     def evaluation(cls):
@@ -309,7 +313,9 @@ def _sample_layout(rng, cfg):
     lanes = 1 + int(rng.choice(len(weights), p=weights / weights.sum()))
     lane_width = rng.uniform(*cfg.lane_width_m)
     ego = int(rng.integers(lanes))
-    offset = rng.normal(0.0, 0.25) if rng.random() > 0.07 else rng.uniform(-1.6, 1.6)
+    # TuSimple's camera sits about 0.17 m left of the lane centre: its ego lines are centred
+    # about 50 px right of the frame centre at the bottom row (label_stats, real label files).
+    offset = rng.normal(-0.17, 0.25) if rng.random() > 0.07 else rng.uniform(-1.6, 1.6)
     unpainted = rng.random() < cfg.unpainted_probability
     worn = rng.random() < cfg.worn_probability
     inner_style = rng.choice(
@@ -340,7 +346,8 @@ def _sample_layout(rng, cfg):
                                dash_length=dash_length, dash_period=dash_period,
                                dash_phase=rng.uniform(0, dash_period)))
     painted = [i for i, line in enumerate(lines) if line.style != "none"]
-    labelled = sorted(sorted(painted, key=lambda i: abs(lines[i].s))[:MAX_LANES])
+    most = 4 + int(rng.choice(2, p=_normalised(cfg.labelled_lanes_weights)))
+    labelled = sorted(sorted(painted, key=lambda i: abs(lines[i].s))[:most])
 
     left_edge = lines[0].s - rng.uniform(0.6, 3.0)
     right_edge = lines[-1].s + rng.uniform(1.0, 3.5)
@@ -380,7 +387,7 @@ def _normalised(weights):
 def _sample_vehicles(rng, cfg, layout):
     if cfg.max_vehicles <= 0:
         return []
-    count = int(min(cfg.max_vehicles, rng.poisson(2.2)))
+    count = int(min(cfg.max_vehicles, rng.poisson(3.2)))
     names = list(_VEHICLE_TYPES)
     frequencies = _normalised([_VEHICLE_TYPES[n][3] for n in names])
     lane_centres = [(a.s + b.s) / 2 for a, b in zip(layout.lines[:-1], layout.lines[1:])]
@@ -416,7 +423,7 @@ def _sample_vehicles(rng, cfg, layout):
 
 def _sample_palette(rng):
     """Colours of one frame (BGR floats): sky, terrain, vegetation, road surfaces."""
-    overcast = rng.random() < 0.2
+    overcast = rng.random() < 0.3
     if overcast:
         grey = rng.uniform(175, 230)
         zenith = np.array([grey * 1.02, grey, grey * 0.97])
@@ -982,9 +989,10 @@ def _roll_matrix(roll_deg):
 
 def _lane_labels(rng, camera, layout, occlusion, roll_matrix):
     """x of each labelled line's centre at every h_sample; -2 out of frame, beyond the annotated
-    end, or hidden behind an upright object."""
+    end, or beyond the last (or before the first) row where an upright object leaves it visible.
+    Rows hidden between two visible stretches are labelled, as in the real labels."""
     v_far = camera.project(0.0, camera.far_z)[1]
-    label_top = v_far + rng.uniform(6.0, 35.0)  # annotators stop a little short of the horizon
+    label_top = v_far + rng.uniform(2.0, 15.0)  # annotators stop a little short of the horizon
     z_dense = camera.dense_z()
     inverse = cv2.invertAffineTransform(roll_matrix)
     rows = np.asarray(H_SAMPLES, np.float64)
@@ -1011,7 +1019,15 @@ def _lane_labels(rng, camera, layout, occlusion, roll_matrix):
         un_y = inverse[1, 0] * xs + inverse[1, 1] * rows + inverse[1, 2]
         col = np.clip(np.round(un_x).astype(int), 0, IMAGE_WIDTH - 1)
         row = np.clip(np.round(un_y).astype(int), 0, IMAGE_HEIGHT - 1)
-        visible &= occlusion[row, col] == 0
+        seen = np.flatnonzero(visible & (occlusion[row, col] == 0))
+        if seen.size == 0:
+            continue
+        # TuSimple's annotators continue a line through whatever hides it between two visible
+        # stretches (no real label has a -2 between labelled points); a line whose near or far
+        # end is hidden stops where it was last seen.
+        through = np.zeros_like(visible)
+        through[seen[0]:seen[-1] + 1] = True
+        visible &= through
         lane = [int(value) if ok else NO_POINT for value, ok in zip(xs_int, visible)]
         if any(value != NO_POINT for value in lane):
             lanes.append(lane)
