@@ -249,3 +249,24 @@ def test_cityscapes_rejects_bad_split(tmp_path):
     assert cli.main(["cityscapes", "--outdir", str(tmp_path), "--count", "1", "--seed", "0",
                      "--width", "160", "--height", "80"]) == 0
     assert (tmp_path / "leftImg8bit" / "train").is_dir()
+
+
+def test_dashed_line_with_markers_paints_the_middle_of_its_gaps():
+    """California's dashed lines carry raised markers in the gaps; plain dashes leave them bare."""
+    camera = tusimple._Camera(focal=1000.0, height=1.5, centre_x=640.0, horizon_y=300.0, yaw=0.0,
+                              curvature=0.0, curvature_rate=0.0, vertical_curvature=0.0,
+                              far_z=200.0)
+    painted = {}
+    for style in ("dashed", "dashed_dots"):
+        line = tusimple._LaneLine(s=1.0, style=style, colour=(255.0, 255.0, 255.0), width=0.15,
+                                  opacity=1.0, dash_length=3.0, dash_period=12.0, dash_phase=0.0)
+        ground = np.zeros((720 - 300, 1280, 3), np.float32)
+        tusimple._draw_markings(np.random.default_rng(0), ground, 300, camera, [line])
+        painted[style] = ground[..., 0]
+    # Dashes cover z in [12k, 12k + 3]; the gap 15..24 has markers at 17.25, 19.5 and 21.75 m.
+    u, v = camera.project(1.0, 19.5)
+    row, col = int(round(v)) - 300, int(round(u))
+    assert painted["dashed"][row - 1:row + 2, col - 1:col + 2].max() == 0
+    assert painted["dashed_dots"][row, col] > 100
+    u, v = camera.project(1.0, 13.5)  # inside a dash: painted either way
+    assert painted["dashed"][int(round(v)) - 300, int(round(u))] > 200

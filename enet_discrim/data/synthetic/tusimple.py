@@ -86,6 +86,7 @@ class DomainRandomization:
       max_yaw_rad: largest heading of the camera relative to the road (moves the vanishing point).
       dashed_probability: chance that an inner line is dashed (else dots or solid).
       dots_probability: chance that an inner line is made of raised pavement dots (Botts' dots).
+      dash_markers_probability: chance that a dashed line has raised markers in its gaps.
       worn_probability: chance that the markings of a frame are worn or faded.
       max_vehicles: most vehicles on the carriageway.
       shadow_probability: chance of tree or bridge shadows across the road.
@@ -104,6 +105,7 @@ class DomainRandomization:
     max_yaw_rad: float = 0.04
     dashed_probability: float = 0.75
     dots_probability: float = 0.15
+    dash_markers_probability: float = 0.35
     worn_probability: float = 0.35
     max_vehicles: int = 10
     shadow_probability: float = 0.4
@@ -178,7 +180,7 @@ class _Camera:
 @dataclasses.dataclass
 class _LaneLine:
     s: float
-    style: str  # "solid", "dashed", "dots" or "none"
+    style: str  # "solid", "dashed", "dashed_dots", "dots" or "none"
     colour: tuple  # BGR
     width: float
     opacity: float
@@ -322,6 +324,8 @@ def _sample_layout(rng, cfg):
         ["dashed", "dots", "solid"],
         p=_normalised([cfg.dashed_probability, cfg.dots_probability,
                        max(0.0, 1.0 - cfg.dashed_probability - cfg.dots_probability)]))
+    if inner_style == "dashed" and rng.random() < cfg.dash_markers_probability:
+        inner_style = "dashed_dots"
     dash_length = rng.uniform(2.5, 4.5)
     dash_period = dash_length + rng.uniform(6.5, 11.0)
     lines = []
@@ -440,7 +444,7 @@ def _sample_palette(rng):
         (120, 150, 160),  # sand
     ], float)
     first, second = rng.choice(len(terrain_choices), 2, replace=False)
-    surface = rng.choice(["dark", "medium", "concrete"], p=[0.4, 0.3, 0.3])
+    surface = rng.choice(["dark", "medium", "concrete"], p=[0.3, 0.25, 0.45])
     grey = {"dark": rng.uniform(55, 95), "medium": rng.uniform(95, 135),
             "concrete": rng.uniform(135, 185)}[str(surface)]
     asphalt = grey * np.array([rng.uniform(1.0, 1.08), 1.0, rng.uniform(0.94, 1.03)])
@@ -674,6 +678,21 @@ def _draw_cracks(rng, mask, camera, layout, palette):
         s = np.linspace(layout.lines[0].s, layout.lines[-1].s, 12)
         for z in np.arange(rng.uniform(2, spacing), 80.0, spacing):
             drawing.draw_polyline(mask, camera.points(s, np.full_like(s, z)), 90, 1)
+        # longitudinal joints between the slabs, along the lanes: dark lines that are not lanes
+        z = camera.dense_z(150.0)
+        for a, b in zip(layout.lines[:-1], layout.lines[1:]):
+            if rng.random() < 0.5:
+                seam = a.s + (b.s - a.s) * rng.choice([0.5, rng.uniform(0.05, 0.2),
+                                                        rng.uniform(0.8, 0.95)])
+                drawing.draw_polyline(mask, camera.points(np.full_like(z, seam), z),
+                                      int(rng.uniform(50, 110)), 1)
+    for _ in range(int(rng.poisson(0.8))):  # tar snakes: long sealed cracks along a lane
+        steps = int(rng.integers(30, 90))
+        s = (layout.lines[0].s + rng.uniform(0, width)
+             + np.cumsum(rng.normal(0.0, 0.08, steps)))
+        z = np.clip(rng.uniform(3, 40) + np.cumsum(rng.uniform(0.8, 1.6, steps)), 2.0, camera.far_z)
+        drawing.draw_polyline(mask, camera.points(s, z), int(rng.uniform(90, 170)),
+                              2 if z.min() < 10 else 1)
 
 
 def _draw_markings(rng, ground, ground_top, camera, lines):
@@ -691,7 +710,7 @@ def _draw_markings(rng, ground, ground_top, camera, lines):
             polygon = np.concatenate([camera.points(line.s - half, z),
                                       camera.points(line.s + half, z)[::-1]])
             drawing.fill_polygons(mask, [polygon], value)
-        elif line.style == "dashed":
+        elif line.style in ("dashed", "dashed_dots"):
             starts = np.arange(line.dash_phase - line.dash_period, camera.far_z, line.dash_period)
             polygons = []
             for start in starts:
@@ -701,17 +720,16 @@ def _draw_markings(rng, ground, ground_top, camera, lines):
                 polygons.append(np.concatenate([camera.points(line.s - half, z),
                                                 camera.points(line.s + half, z)[::-1]]))
             drawing.fill_polygons(mask, polygons, value)
+            if line.style == "dashed_dots":  # Californian: raised markers in the dash gaps
+                gap = line.dash_period - line.dash_length
+                markers = (starts[:, None] + line.dash_length
+                           + gap * np.array([0.25, 0.5, 0.75])[None, :]).ravel()
+                _draw_dots(mask, camera, line.s, markers[(markers > 2.0) & (markers < 70.0)],
+                           0.05, value)
         else:  # raised pavement dots; beyond ~60 m they are below one pixel
             spacing = rng.uniform(1.0, 1.6)
-            for z in np.arange(rng.uniform(2.0, 2.0 + spacing), 70.0, spacing):
-                u, v = camera.project(line.s, z)
-                axis_x = camera.focal * half / z
-                axis_y = camera.focal * camera.height * half / z ** 2
-                if axis_x < 0.35 or not -20 < u < IMAGE_WIDTH + 20 or v > IMAGE_HEIGHT + 20:
-                    continue
-                cv2.ellipse(mask, tuple(drawing.to_fixed_point([[u, v]])[0]),
-                            tuple(drawing.to_fixed_point([[axis_x, max(axis_y, 0.5)]])[0]),
-                            0, 0, 360, value, -1, cv2.LINE_AA, 3)
+            _draw_dots(mask, camera, line.s, np.arange(rng.uniform(2.0, 2.0 + spacing), 70.0,
+                                                       spacing), half, value)
     if not masks:
         return
     height = IMAGE_HEIGHT - ground_top
@@ -722,6 +740,20 @@ def _draw_markings(rng, ground, ground_top, camera, lines):
                                                          octaves=2), 0.25, 1.0)
     for colour, mask in masks.items():
         drawing.blend_colour(ground, mask[ground_top:], colour, wear)
+
+
+def _draw_dots(mask, camera, s, distances, radius, value):
+    """Round road markers of `radius` metres at lateral offset `s` and the given distances, as
+    anti-aliased ellipses; markers under about a pixel across are left out."""
+    for z in distances:
+        u, v = camera.project(s, z)
+        axis_x = camera.focal * radius / z
+        axis_y = camera.focal * camera.height * radius / z ** 2
+        if axis_x < 0.35 or not -20 < u < IMAGE_WIDTH + 20 or v > IMAGE_HEIGHT + 20:
+            continue
+        cv2.ellipse(mask, tuple(drawing.to_fixed_point([[u, v]])[0]),
+                    tuple(drawing.to_fixed_point([[axis_x, max(axis_y, 0.5)]])[0]),
+                    0, 0, 360, value, -1, cv2.LINE_AA, 3)
 
 
 # ------------------------------------------------------------------------- upright objects
