@@ -7,8 +7,7 @@ two such balls are at least 2 * delta_d - 2 * delta_v = 2.0 apart. A flat mean-s
 radius r centred anywhere in one ball spans the whole ball when r >= 2 * delta_v = 1.0 and never
 reaches another ball when r < 2.0. `DEFAULT_BANDWIDTH` = delta_d = 1.5 is the middle of that range:
 a trained network meets the margins only approximately, and the middle leaves the most room on both
-sides. (On 100 held-out synthetic TuSimple frames run 3 of the README splits fewer lanes at 1.5 than
-at 1.0: FP 0.055 -> 0.032, FN 0.034 -> 0.033, accuracy 0.957 -> 0.956.)
+sides (docs/EXPERIMENTS.md has the measurements).
 
 Clustering follows scikit-learn's `MeanShift(bandwidth, bin_seeding=True, cluster_all=...)`
 exactly -- seeds on a grid of `bandwidth` as `sklearn.cluster.get_bin_seeds` places them, flat

@@ -13,11 +13,10 @@ import argparse
 import os
 import sys
 
-import keras
 import tensorflow as tf
 from absl import logging
 
-from enet_discrim.predictor import MODEL_FILE, load_config
+from enet_discrim import model_dir
 
 FORMATS = ("saved_model", "tflite")
 TFLITE_FILE = "model.tflite"
@@ -55,9 +54,8 @@ def export(modeldir, outdir, output_format="saved_model"):
     """
     if output_format not in FORMATS:
         raise ValueError(f"unknown format {output_format!r}: choose one of {', '.join(FORMATS)}")
-    config = load_config(modeldir)
-    model = keras.models.load_model(os.path.join(modeldir, MODEL_FILE), safe_mode=True)
-    height, width = config["height"], config["width"]
+    model, settings = model_dir.load(modeldir)
+    height, width = settings.height, settings.width
     if output_format == "saved_model":
         module = ServingModule(model, height, width)
         tf.saved_model.save(module, outdir, signatures={"serving_default": module.serve})

@@ -1,25 +1,20 @@
 """Inference on single frames: the network, mean-shift clustering, lane fitting, timings.
 
-`Predictor(modeldir)` loads `model.keras` (safe mode) and `config.json` written by training and
-turns an RGB frame of any size into instances at the frame's size, plus TuSimple lanes.
+`Predictor(modeldir)` loads a model folder (`enet_discrim.model_dir`: `model.keras` in safe mode and
+its `config.json`), or `Predictor(model, settings=...)` takes them as objects, and turns an RGB
+frame of any size into instances at the frame's size, plus TuSimple lanes.
 """
 
 import dataclasses
-import json
 import os
 import time
 
 import cv2
-import keras
 import numpy as np
 import tensorflow as tf
 
-from enet_discrim import clustering, lanes
-from enet_discrim.model import ENet  # noqa: F401  (registers the serialisable classes)
-
-MODEL_FILE = "model.keras"
-CONFIG_FILE = "config.json"
-REQUIRED_CONFIG_KEYS = ("height", "width", "num_classes", "embedding_dim", "dataset")
+from enet_discrim import clustering, lanes, model_dir
+from enet_discrim.model_dir import CONFIG_FILE, MODEL_FILE  # noqa: F401  (public names kept)
 # Smallest instance kept, in pixels of a 256 x 512 network input; scaled with the input area.
 MIN_PIXELS_AT_256X512 = 50
 
@@ -75,44 +70,23 @@ def read_rgb(path):
 
 
 def load_config(modeldir):
-    """Reads `config.json` of a model folder, checking the model is there too.
+    """The settings of a model folder as a dict, defaults filled in (`model_dir.load_settings`).
 
     Raises:
-        ValueError: listing everything missing from the folder or the config.
+        ValueError: listing everything missing from the folder, or the config's first problem.
     """
-    missing = [
-        name for name in (MODEL_FILE, CONFIG_FILE) if not os.path.isfile(os.path.join(modeldir, name))
-    ]
-    if not os.path.isdir(modeldir):
-        raise ValueError(f"Model folder {modeldir!r} does not exist (it needs {MODEL_FILE} and {CONFIG_FILE})")
-    if missing:
-        raise ValueError(
-            f"Model folder {modeldir!r} is missing {' and '.join(missing)} (training.py writes both to --outdir)"
-        )
-    path = os.path.join(modeldir, CONFIG_FILE)
-    try:
-        with open(path, encoding="utf-8") as file:
-            config = json.load(file)
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
-    absent = [key for key in REQUIRED_CONFIG_KEYS if key not in config]
-    if absent:
-        raise ValueError(f"{path} lacks {', '.join(absent)}")
-    return config
+    return model_dir.load_settings(modeldir).to_dict()
 
 
 class Predictor:
     """Runs a trained model on frames.
 
     Args:
-        modeldir: folder with `model.keras` and `config.json`.
-        bandwidth: mean-shift bandwidth; default: the config's (set from the training margins).
-        min_confidence: class probability a pixel needs to be clustered; default: the config's
-            (0 when absent: the plain argmax).
+        model: a model folder (`model.keras` and `config.json`), or a Keras model built by
+            `enet_discrim.model.ENet`; then `settings` are required.
+        bandwidth, min_confidence, lane_model: override the settings' values (None: keep them).
         min_pixels: smallest instance kept; default: 50 pixels at 256 x 512, scaled with the area.
-        lane_model: how lanes are fitted (`lanes.LANE_MODELS`); default: the config's
-            ("polynomial" when absent).
-        The config's `lane_top_trim` (map rows; 0 when absent) goes to `lanes.fit_lanes`.
+        settings: `model_dir.InferenceSettings`, for a model given as an object.
 
     Example:
     >>> predictor = Predictor("trained_model")
@@ -120,33 +94,34 @@ class Predictor:
     >>> prediction.lanes  # TuSimple lanes in frame coordinates
     """
 
-    def __init__(self, modeldir, bandwidth=None, min_pixels=None, min_confidence=None, lane_model=None):
-        self.config = load_config(modeldir)
-        self.model = keras.models.load_model(os.path.join(modeldir, MODEL_FILE), safe_mode=True)
-        if (self.model.num_classes, self.model.embedding_dim) != (
-            self.config["num_classes"],
-            self.config["embedding_dim"],
-        ):
-            raise ValueError(f"{modeldir}: {MODEL_FILE} and {CONFIG_FILE} disagree on classes or embedding size")
-        self.height, self.width = self.config["height"], self.config["width"]
-        self.bandwidth = bandwidth or self.config.get("bandwidth", clustering.DEFAULT_BANDWIDTH)
-        self.min_confidence = (self.config.get("min_confidence", 0.0) if min_confidence is None
-                               else min_confidence)
-        if not 0.0 <= self.min_confidence < 1.0:
-            raise ValueError(f"min_confidence must be in [0, 1), got {self.min_confidence}")
-        self.lane_top_trim = float(self.config.get("lane_top_trim", 0.0))
-        if self.lane_top_trim < 0:
-            raise ValueError(f"{os.path.join(modeldir, CONFIG_FILE)}: lane_top_trim must be >= 0, "
-                             f"got {self.lane_top_trim}")
-        self.lane_model = lane_model or self.config.get("lane_model", "polynomial")
-        if self.lane_model not in lanes.LANE_MODELS:
-            source = "" if lane_model else f"{os.path.join(modeldir, CONFIG_FILE)}: "
-            raise ValueError(f"{source}lane_model must be one of {', '.join(lanes.LANE_MODELS)}, "
-                             f"got {self.lane_model!r}")
+    def __init__(self, model, bandwidth=None, min_pixels=None, min_confidence=None, lane_model=None,
+                 settings=None):
+        if isinstance(model, (str, os.PathLike)):
+            if settings is not None:
+                raise ValueError("settings come from the model folder; pass a model object to "
+                                 "give them separately")
+            self.model, settings = model_dir.load(os.fspath(model))
+        else:
+            if settings is None:
+                raise ValueError("a model object needs its InferenceSettings (settings=...)")
+            self.model = model
+        overrides = {name: value for name, value in (("bandwidth", bandwidth),
+                                                      ("min_confidence", min_confidence),
+                                                      ("lane_model", lane_model))
+                     if value is not None}
+        self.settings = settings.replace(**overrides) if overrides else settings
+        if (self.model.num_classes, self.model.embedding_dim) != (self.settings.num_classes,
+                                                                  self.settings.embedding_dim):
+            raise ValueError("the model and its settings disagree on classes or embedding size")
+        self.height, self.width = self.settings.height, self.settings.width
+        self.bandwidth = self.settings.bandwidth
+        self.min_confidence = self.settings.min_confidence
+        self.lane_model = self.settings.lane_model
+        self.lane_top_trim = self.settings.lane_top_trim
         area_ratio = self.height * self.width / (256 * 512)
         self.min_pixels = min_pixels or max(10, round(MIN_PIXELS_AT_256X512 * area_ratio))
-        self.thing_classes = self.config.get("thing_train_ids") or [1]
-        self.is_lanes = self.config["dataset"] == "tusimple"
+        self.thing_classes = list(self.settings.thing_train_ids)
+        self.is_lanes = self.settings.dataset == "tusimple"
         self._network = tf.function(
             lambda images: self.model(images, training=False),
             input_signature=[tf.TensorSpec([None, self.height, self.width, 3], tf.float32)],
@@ -154,6 +129,11 @@ class Predictor:
         # Trace now: the first frame's run_time must not carry the one-time graph building (TuSimple
         # scores a frame slower than 200 ms as a miss).
         self._network(tf.zeros([1, self.height, self.width, 3]))
+
+    @property
+    def config(self):
+        """The settings as the dict of `config.json`."""
+        return self.settings.to_dict()
 
     def predict(self, image_rgb, h_samples=lanes.TUSIMPLE_H_SAMPLES):
         """Instances (and lanes, for a lane model) of one uint8 RGB frame of any size."""
@@ -168,12 +148,13 @@ class Predictor:
         # Each thing class on its own (TuSimple has one: lanes).
         instances, instance_classes = clustering.cluster_per_class(
             embeddings, clustering.confident_classes(probabilities, self.min_confidence), self.thing_classes,
-            bandwidth=self.bandwidth, min_pixels=self.min_pixels,
+            bandwidth=self.bandwidth, min_pixels=self.min_pixels, cluster_all=self.settings.cluster_all,
         )
         clustering_done = time.perf_counter()
 
         fitted = (lanes.fit_lanes(instances, frame_height, frame_width, h_samples, top_trim=self.lane_top_trim,
-                                  lane_model=self.lane_model)
+                                  lane_model=self.lane_model, bridge_gaps=self.settings.lane_bridge_gaps,
+                                  extend_bottom=self.settings.lane_extend_bottom)
                   if self.is_lanes else None)
         done = time.perf_counter()
         return Prediction(

@@ -98,9 +98,9 @@ def test_crafted_outputs_give_two_instances_and_two_lanes_in_frame_coordinates(c
 
 
 def test_pixels_below_the_config_min_confidence_are_not_clustered(modeldir):
-    # Training writes the settings inference clusters with: bandwidth delta_d, lane confidence 0.8.
+    # Training writes the bandwidth from the margins: delta_d.
     config = load_config(modeldir)
-    assert config["bandwidth"] == config["delta_d"] == 1.5 and config["min_confidence"] == 0.8
+    assert config["bandwidth"] == config["delta_d"] == 1.5
 
     def one_sure_lane(images):
         outputs = two_lane_outputs(images)
@@ -110,11 +110,11 @@ def test_pixels_below_the_config_min_confidence_are_not_clustered(modeldir):
 
     frame = np.zeros((720, 1280, 3), np.uint8)
     lanes_found = {}
-    for min_confidence in (None, 0.0):
+    for min_confidence in (0.8, 0.0):
         predictor = Predictor(modeldir, min_pixels=10, min_confidence=min_confidence)
         predictor._network = one_sure_lane
         lanes_found[min_confidence] = predictor.predict(frame).lanes
-    assert len(lanes_found[None]) == 1 and max(lanes_found[None][0]) < 400  # only the left lane
+    assert len(lanes_found[0.8]) == 1 and max(lanes_found[0.8][0]) < 400  # only the left lane
     assert len(lanes_found[0.0]) == 2
     with pytest.raises(ValueError, match="min_confidence"):
         Predictor(modeldir, min_confidence=1.0)
@@ -132,7 +132,7 @@ def test_config_lane_top_trim_reaches_the_lane_fit(modeldir, tmp_path):
         config = {**load_config(modeldir), "lane_top_trim": trim}
         (folder / "config.json").write_text(json.dumps(config))
         if trim < 0:
-            with pytest.raises(ValueError, match=r"trim-0.5/config.json: lane_top_trim must be >= 0"):
+            with pytest.raises(ValueError, match=r"trim-0.5/config.json: lane_top_trim must be a number >= 0"):
                 Predictor(str(folder))
             continue
         predictor = Predictor(str(folder), min_pixels=10)
@@ -147,7 +147,7 @@ def test_config_lane_top_trim_reaches_the_lane_fit(modeldir, tmp_path):
 
 
 def test_config_lane_model_reaches_the_lane_fit(modeldir, tmp_path, monkeypatch):
-    # Training writes the hyperbola; a config from before the key fits polynomials.
+    # Training writes the hyperbola.
     assert load_config(modeldir)["lane_model"] == "hyperbola"
     used = []
     fit_lanes = lanes.fit_lanes
@@ -174,7 +174,8 @@ def test_config_lane_model_reaches_the_lane_fit(modeldir, tmp_path, monkeypatch)
     predictor = Predictor(str(tmp_path / "hyperbola"), min_pixels=10, lane_model="polynomial")
     predictor._network = two_lane_outputs
     predictor.predict(frame)
-    assert used == ["polynomial", "hyperbola", "polynomial"]
+    # A config without the key takes InferenceSettings' default, the hyperbola.
+    assert used == ["hyperbola", "hyperbola", "polynomial"]
     with pytest.raises(ValueError, match=r"^lane_model must be one of polynomial, hyperbola, got 'spline'"):
         Predictor(str(tmp_path / "hyperbola"), lane_model="spline")
 

@@ -104,7 +104,8 @@ def test_lane_top_trim_follows_the_label_line_thickness():
     # Older dataset_info.json without the thickness: the converter's rule for its width.
     assert inference_config(at_256, {**info, "width": 256})["lane_top_trim"] == 0.5
     cityscapes = TrainConfig(dataset="cityscapes")
-    assert inference_config(cityscapes, {**info, "thing_train_ids": [11]})["lane_top_trim"] == 0.0
+    city_info = {"num_classes": 19, "class_names": [str(c) for c in range(19)], "thing_train_ids": [11]}
+    assert inference_config(cityscapes, city_info)["lane_top_trim"] == 0.0
     assert inference_config(at_256, info)["lane_model"] == "hyperbola"
 
 

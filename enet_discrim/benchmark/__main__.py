@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from enet_discrim import batch_inference
+from enet_discrim import batch_inference, model_dir
 from enet_discrim.benchmark import clustering, loss, pipeline
 from enet_discrim.benchmark.timing import median_seconds
 from enet_discrim.data.synthetic import tusimple as synthetic_tusimple
@@ -123,7 +123,7 @@ def run_all(modeldir=None):
         results["inference_256x512"] = inference_speed(
             _random_model_dir(os.path.join(scratch, "model")), frames, os.path.join(scratch, "out")
         )
-        if modeldir and os.path.isfile(os.path.join(modeldir, "model.keras")):
+        if modeldir and os.path.isfile(os.path.join(modeldir, model_dir.MODEL_FILE)):
             results["inference_shipped_model"] = inference_speed(modeldir, frames, os.path.join(scratch, "out2"))
     results["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return results

@@ -13,8 +13,6 @@ any bad frame discards the temporary folder, so nothing is written at all.
 """
 import concurrent.futures
 import dataclasses
-import json
-import math
 import os
 import re
 import shutil
@@ -23,6 +21,8 @@ import tempfile
 from absl import logging
 import tensorflow as tf
 import tqdm
+
+from enet_discrim import atomic
 
 DEFAULT_SHARD_SIZE = 250
 SHARD_SUFFIX = ".tfrecord"
@@ -86,19 +86,8 @@ def parse_shard_name(name):
 
 
 def write_json_atomic(path, content):
-    """Writes `content` as indented JSON to `path` via a temporary file and `os.replace`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temp_path = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".json", dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(content, stream, indent=2, sort_keys=True)
-            stream.write("\n")
-        os.chmod(temp_path, 0o644)  # mkstemp creates files private to the owner.
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.remove(temp_path)
-        raise
+    """Writes `content` as indented JSON to `path` atomically (`atomic.write_json`)."""
+    atomic.write_json(path, content, temp_prefix=_TEMP_PREFIX)
 
 
 class ShardWriter:

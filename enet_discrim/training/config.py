@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 
+from enet_discrim import atomic
 from enet_discrim.model import SIZE_MULTIPLE
 
 DATASETS = ("tusimple", "cityscapes")
@@ -110,12 +111,8 @@ class TrainConfig:
 
 
 def write_json(path, values):
-    """Writes `values` as JSON atomically (temporary file, then rename)."""
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as file:
-        json.dump(values, file, indent=2, sort_keys=True)
-        file.write("\n")
-    os.replace(temporary, path)
+    """Writes `values` as JSON atomically (`atomic.write_json`)."""
+    atomic.write_json(path, values)
 
 
 def read_json(path):

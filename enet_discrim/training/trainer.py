@@ -2,8 +2,7 @@
 
 `train(config)` is what `training.py` runs. Output in `config.outdir`:
 - `model.keras`: the model with the best validation loss (saved atomically);
-- `config.json`: everything inference needs (size, classes, embedding_dim, margins, dataset,
-  default clustering bandwidth);
+- `config.json`: everything inference needs (`model_dir.InferenceSettings`);
 - `train_config.json`: the resolved settings of the run;
 - `checkpoints/`: `tf.train.CheckpointManager` checkpoints (model, optimizer, step, epoch).
 """
@@ -18,6 +17,7 @@ import tensorflow as tf
 from absl import logging
 
 from enet_discrim import data as data_lib
+from enet_discrim import model_dir
 from enet_discrim.data import tusimple as tusimple_data
 from enet_discrim.losses import class_weights_from_counts
 from enet_discrim.model import ENet
@@ -25,8 +25,8 @@ from enet_discrim.training import summaries
 from enet_discrim.training.config import TrainConfig, read_json, write_json
 from enet_discrim.training.step import LOSS_NAMES, LossSettings, make_eval_step, make_train_step
 
-MODEL_FILE = "model.keras"
-INFERENCE_CONFIG_FILE = "config.json"
+MODEL_FILE = model_dir.MODEL_FILE
+INFERENCE_CONFIG_FILE = model_dir.CONFIG_FILE
 RUN_CONFIG_FILE = "train_config.json"
 CHECKPOINT_DIR = "checkpoints"
 CONVERTED_SUBDIR = "tfrecords"
@@ -234,55 +234,31 @@ def prepare_records(config):
 
 def save_model(model, config, info, class_weights=None):
     """Writes `model.keras` and `config.json` to `config.outdir`, each atomically."""
-    os.makedirs(config.outdir, exist_ok=True)
-    path = os.path.join(config.outdir, MODEL_FILE)
-    temporary = os.path.join(config.outdir, "model.tmp.keras")
-    model.save(temporary)
-    os.replace(temporary, path)
-    write_json(os.path.join(config.outdir, INFERENCE_CONFIG_FILE), inference_config(config, info))
-    logging.info("Saved %s", path)
+    del class_weights  # kept in train_config.json; inference does not need them
+    model_dir.save(config.outdir, model, inference_settings(config, info))
+    logging.info("Saved %s", os.path.join(config.outdir, MODEL_FILE))
 
 
-#: Lane probability a pixel needs to be clustered (`clustering.confident_classes`). The lane class
-#: weighs about 12x the road in the loss, which inflates its probability; 0.8 was the best of
-#: 0.5 / 0.7 / 0.8 / 0.85 / 0.9 on 100 held-out synthetic frames (seed 500, never trained on); for
-#: the model shipped then (run 3 in the README) against 0.5: accuracy 0.950 -> 0.956, FP 0.071 ->
-#: 0.032, FN 0.029 -> 0.033. The shipped model, trained longer, uses 0.85 (see the README).
-LANE_MIN_CONFIDENCE = 0.8
 #: Share of the training labels' lane line thickness (in map rows) that `lanes.fit_lanes` trims
-#: from the upper end of each lane. The round caps of the label lines start a lane's mask half a
-#: thickness above its last labelled point; the model's masks end less sharply, and half of the
-#: cap was the best trade-off on held-out synthetic frames with run 3 of the README: trimming
-#: 0.25 / 0.5 / 0.75 / 1.0 rows (the thickness is 2 rows at 128 x 256) changed accuracy by
-#: +0.0005 / +0.0012 / +0.0014 / +0.0015 on 400 frames of seed 600 (FP and FN up at 1.0), and
-#: by +0.0007 at 0.5 and 0.75, -0.0005 at 1.0 on 100 frames of seed 500.
+#: from the upper end of each lane: the round caps of the label lines start a lane's mask half a
+#: thickness above its last labelled point, and the model's masks end less sharply.
 LANE_TOP_TRIM_PER_THICKNESS = 0.25
-#: How inference fits lanes (`lanes.LANE_MODELS`): the flat-road hyperbola, which beat the
-#: quadratic on held-out synthetic frames (see `lanes.fit_lanes`).
-LANE_MODEL = "hyperbola"
+
+
+def inference_settings(config, info):
+    """The `model_dir.InferenceSettings` of a model trained with `config` on records `info`."""
+    lanes = config.dataset == "tusimple"
+    return model_dir.InferenceSettings.for_trained_model(
+        dataset=config.dataset, height=config.height, width=config.width,
+        num_classes=info["num_classes"], embedding_dim=config.embedding_dim,
+        delta_v=config.delta_v, delta_d=config.delta_d, class_names=info["class_names"],
+        thing_train_ids=info.get("thing_train_ids"), ignore_label=info.get("ignore_label", 255),
+        lane_top_trim=lane_top_trim(config, info) if lanes else 0.0)
 
 
 def inference_config(config, info):
-    """What inference needs to run and cluster: sizes, classes, embedding and margins."""
-    return {
-        "dataset": config.dataset,
-        "height": config.height,
-        "width": config.width,
-        "num_classes": info["num_classes"],
-        "class_names": info["class_names"],
-        "thing_train_ids": info.get("thing_train_ids", [1] if config.dataset == "tusimple" else []),
-        "ignore_label": info.get("ignore_label", 255),
-        "embedding_dim": config.embedding_dim,
-        "delta_v": config.delta_v,
-        "delta_d": config.delta_d,
-        # Trained pixels lie within delta_v of their mean and means 2 * delta_d apart: a window of
-        # radius delta_d, the middle of [2 delta_v, 2 delta_d - 2 delta_v), catches a whole
-        # instance and never reaches a second one (see enet_discrim.clustering).
-        "bandwidth": config.delta_d,
-        "min_confidence": LANE_MIN_CONFIDENCE if config.dataset == "tusimple" else 0.0,
-        "lane_top_trim": lane_top_trim(config, info) if config.dataset == "tusimple" else 0.0,
-        "lane_model": LANE_MODEL,
-    }
+    """`inference_settings` as the dict written to `config.json`."""
+    return inference_settings(config, info).to_dict()
 
 
 def lane_top_trim(config, info):
@@ -294,8 +270,8 @@ def lane_top_trim(config, info):
 
 
 def _clustering_settings(config, info):
-    settings = inference_config(config, info)
-    return {"bandwidth": settings["bandwidth"], "min_confidence": settings["min_confidence"]}
+    settings = inference_settings(config, info)
+    return {"bandwidth": settings.bandwidth, "min_confidence": settings.min_confidence}
 
 
 def make_strategy(name):

@@ -1,0 +1,282 @@
+"""The model folder: `model.keras` and the inference settings in `config.json`, with one owner.
+
+Training writes a folder with `save`, the predictor, export and the benchmark read it with
+`load_settings` (and `load` for the model too). `InferenceSettings` holds every key of
+`config.json` with its default and its check, in one place.
+
+    python -m enet_discrim.model_dir show trained_model
+    python -m enet_discrim.model_dir set trained_model min_confidence=0.5 lane_bridge_gaps=true
+
+`set` rewrites `config.json` atomically after checking the new values; it is how the shipped
+model's post-processing settings are changed, never by editing the file by hand.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+from enet_discrim import atomic
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+DATASETS = ("tusimple", "cityscapes")
+#: How `lanes.fit_lanes` models a lane; the owner of the names is `lanes.LANE_MODELS`, repeated
+#: here so that reading a config needs no numpy import chain (checked equal in the tests).
+LANE_MODELS = ("polynomial", "hyperbola")
+#: The TuSimple class ids: 0 background, 1 lane.
+TUSIMPLE_THING_CLASSES = (1,)
+#: Lane post-processing written for a newly trained TuSimple model; chosen on real frames (see
+#: docs/EXPERIMENTS.md). The class-balanced loss weighs the lane class about 12x the road, which
+#: inflates its probability, hence a threshold above the plain argmax.
+LANE_MIN_CONFIDENCE = 0.5
+#: Real labels continue a lane through the vehicle that hides it.
+LANE_BRIDGE_GAPS = True
+#: Map rows below a lane's last one on which it is still reported.
+LANE_EXTEND_BOTTOM = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceSettings:
+    """What inference needs to run a model and turn its outputs into instances and lanes.
+
+    Attributes:
+        dataset: "tusimple" (lanes) or "cityscapes".
+        height, width: the network input size (multiples of 8).
+        num_classes: semantic classes of the model.
+        embedding_dim: size of the pixel embedding.
+        class_names: a name per class.
+        thing_train_ids: the classes clustered into instances (TuSimple: the lane class, 1).
+        ignore_label: the label id of unlabelled pixels in the training records.
+        delta_v, delta_d: the margins the model was trained with.
+        bandwidth: mean-shift kernel radius; delta_d, the middle of [2 delta_v, 2 delta_d - 2
+            delta_v) where a window catches a whole instance and never a second one.
+        min_confidence: class probability a pixel needs to be clustered, in [0, 1).
+        cluster_all: assign every clustered pixel to its nearest mode (`clustering`).
+        lane_model: how lanes are fitted, one of LANE_MODELS.
+        lane_top_trim: map rows trimmed from the top of each lane (`lanes.fit_lanes`).
+        lane_bridge_gaps: report a lane through its gaps (`lanes.fit_lanes(bridge_gaps=)`).
+        lane_extend_bottom: map rows a lane is reported below its last one (>= 0).
+    """
+
+    dataset: str
+    height: int
+    width: int
+    num_classes: int
+    embedding_dim: int
+    class_names: tuple = ()
+    thing_train_ids: tuple = TUSIMPLE_THING_CLASSES
+    ignore_label: int = 255
+    delta_v: float = 0.5
+    delta_d: float = 1.5
+    bandwidth: float = 1.5
+    min_confidence: float = 0.0
+    cluster_all: bool = True
+    lane_model: str = "hyperbola"
+    lane_top_trim: float = 0.0
+    lane_bridge_gaps: bool = False
+    lane_extend_bottom: float = 0.0
+
+    def __post_init__(self):
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def problems(self):
+        """Human-readable problems with the settings (empty when valid)."""
+        found = []
+        if self.dataset not in DATASETS:
+            found.append(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        for name in ("height", "width"):
+            value = getattr(self, name)
+            if not _is_int(value) or value <= 0 or value % 8:
+                found.append(f"{name} must be a positive multiple of 8, got {value!r}")
+        for name in ("num_classes", "embedding_dim"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                found.append(f"{name} must be a positive integer, got {value!r}")
+        for name in ("delta_v", "delta_d", "bandwidth"):
+            if not _is_number(getattr(self, name)) or getattr(self, name) <= 0:
+                found.append(f"{name} must be a number > 0, got {getattr(self, name)!r}")
+        if not _is_number(self.min_confidence) or not 0.0 <= self.min_confidence < 1.0:
+            found.append(f"min_confidence must be in [0, 1), got {self.min_confidence!r}")
+        for name in ("lane_top_trim", "lane_extend_bottom"):
+            if not _is_number(getattr(self, name)) or getattr(self, name) < 0:
+                found.append(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
+        for name in ("cluster_all", "lane_bridge_gaps"):
+            if not isinstance(getattr(self, name), bool):
+                found.append(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.lane_model not in LANE_MODELS:
+            found.append(f"lane_model must be one of {', '.join(LANE_MODELS)}, got {self.lane_model!r}")
+        if not all(_is_int(c) and 0 <= c < (self.num_classes if _is_int(self.num_classes) else 0)
+                   for c in self.thing_train_ids):
+            found.append(f"thing_train_ids must be class ids below num_classes, got "
+                         f"{list(self.thing_train_ids)!r}")
+        return found
+
+    def to_dict(self):
+        """The JSON object of `config.json` (tuples as lists)."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values, source="config"):
+        """Settings from a `config.json` object; keys it lacks take their defaults.
+
+        Raises:
+            ValueError: `SOURCE: ...` for an unknown key, a missing required key or a bad value.
+        """
+        if not isinstance(values, dict):
+            raise ValueError(f"{source}: not a JSON object")
+        fields = {field.name: field for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(f"{source}: unknown key(s) {', '.join(unknown)}")
+        required = [name for name, field in fields.items()
+                    if field.default is dataclasses.MISSING and name not in values]
+        if required:
+            raise ValueError(f"{source} lacks {', '.join(required)}")
+        values = {key: tuple(value) if isinstance(value, list) else value
+                  for key, value in values.items()}
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{source}: {error}") from None
+
+    @classmethod
+    def for_trained_model(cls, dataset, height, width, num_classes, embedding_dim, delta_v,
+                          delta_d, class_names=(), thing_train_ids=None, ignore_label=255,
+                          lane_top_trim=0.0):
+        """The settings training writes beside a model: the mean-shift bandwidth from the margins,
+        and for lanes the post-processing defaults below (LANE_*)."""
+        lanes = dataset == "tusimple"
+        if thing_train_ids is None:
+            thing_train_ids = TUSIMPLE_THING_CLASSES if lanes else ()
+        return cls(
+            dataset=dataset, height=height, width=width, num_classes=num_classes,
+            embedding_dim=embedding_dim, class_names=tuple(class_names),
+            thing_train_ids=tuple(thing_train_ids), ignore_label=ignore_label, delta_v=delta_v,
+            delta_d=delta_d, bandwidth=delta_d,
+            min_confidence=LANE_MIN_CONFIDENCE if lanes else 0.0,
+            lane_top_trim=lane_top_trim if lanes else 0.0,
+            lane_bridge_gaps=LANE_BRIDGE_GAPS if lanes else False,
+            lane_extend_bottom=LANE_EXTEND_BOTTOM if lanes else 0.0,
+        )
+
+    def replace(self, **changes):
+        """A copy with `changes` applied and checked."""
+        return dataclasses.replace(self, **changes)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def check_folder(folder):
+    """Raises ValueError when `folder` is not a model folder, naming everything missing."""
+    if not os.path.isdir(folder):
+        raise ValueError(f"Model folder {folder!r} does not exist (it needs {MODEL_FILE} and "
+                         f"{CONFIG_FILE})")
+    missing = [name for name in (MODEL_FILE, CONFIG_FILE)
+               if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        raise ValueError(f"Model folder {folder!r} is missing {' and '.join(missing)} "
+                         f"(training.py writes both to --outdir)")
+
+
+def load_settings(folder):
+    """The `InferenceSettings` of a model folder (which must hold the model too)."""
+    check_folder(folder)
+    path = os.path.join(folder, CONFIG_FILE)
+    try:
+        with open(path, encoding="utf-8") as file:
+            values = json.load(file)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    return InferenceSettings.from_dict(values, source=path)
+
+
+def write_settings(folder, settings):
+    """Writes `config.json` of `folder` atomically."""
+    atomic.write_text(os.path.join(folder, CONFIG_FILE),
+                      json.dumps(settings.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def save(folder, model, settings):
+    """Writes `model.keras` and then `config.json` to `folder`, each atomically."""
+    os.makedirs(folder, exist_ok=True)
+    if (model.num_classes, model.embedding_dim) != (settings.num_classes, settings.embedding_dim):
+        raise ValueError("the model and its settings disagree on classes or embedding size")
+    path = os.path.join(folder, MODEL_FILE)
+    temporary = os.path.join(folder, "model.tmp.keras")
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    write_settings(folder, settings)
+
+
+def load(folder):
+    """(keras model loaded with safe_mode, InferenceSettings) of a model folder."""
+    import keras  # only here: reading the settings needs no TensorFlow
+
+    from enet_discrim import model as _registers_the_classes  # noqa: F401
+
+    settings = load_settings(folder)
+    path = os.path.join(folder, MODEL_FILE)
+    try:
+        model = keras.models.load_model(path, safe_mode=True)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a loadable Keras model ({error})") from None
+    if (model.num_classes, model.embedding_dim) != (settings.num_classes, settings.embedding_dim):
+        raise ValueError(f"{folder}: {MODEL_FILE} and {CONFIG_FILE} disagree on classes or "
+                         f"embedding size")
+    return model, settings
+
+
+def _parse_value(text):
+    """A `key=value` value: JSON when it parses (numbers, true/false, lists), else a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m enet_discrim.model_dir",
+                                     description="Show or change a model folder's config.json.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    show = commands.add_parser("show", help="print the settings, defaults filled in")
+    show.add_argument("folder")
+    change = commands.add_parser("set", help="change settings: KEY=VALUE ...")
+    change.add_argument("folder")
+    change.add_argument("changes", nargs="+", metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.folder)
+        if args.command == "set":
+            changes = {}
+            for item in args.changes:
+                key, equals, value = item.partition("=")
+                if not equals:
+                    raise ValueError(f"{item!r}: expected KEY=VALUE")
+                changes[key] = _parse_value(value)
+            settings = InferenceSettings.from_dict({**settings.to_dict(), **changes},
+                                                   source=os.path.join(args.folder, CONFIG_FILE))
+            write_settings(args.folder, settings)
+    except ValueError as error:
+        print(f"model_dir: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(settings.to_dict(), indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
