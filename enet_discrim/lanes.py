@@ -29,6 +29,16 @@ LANE_MODELS = ("polynomial", "hyperbola")
 #: (3 rows at 720).
 _HORIZON_RANGE = 0.55
 _HORIZON_STEP = 1.0 / 240
+#: A lane point farther than this many map columns (and than 3 robust standard deviations of
+#: the lane's residuals) from its fit is stray and refitted without.
+_OUTLIER_MAP_COLUMNS = 4
+#: Fits of a lane at most, each without the stray points of the one before.
+_OUTLIER_ROUNDS = 3
+#: Map rows without a point that split a lane into stretches checked against each other.
+_SEGMENT_GAP_ROWS = 3
+#: How far (map columns) an extrapolated fit may drift per map row beyond the stretch it was
+#: fitted on, when another stretch of the lane is checked against it.
+_SEGMENT_SLACK_COLUMNS_PER_ROW = 2
 
 
 def _lane_points(rows, cols, scale_y, scale_x):
@@ -77,6 +87,46 @@ def _horizon(lanes_points, highest_row, frame_height):
     return float(horizons[np.argmin(total)])
 
 
+def _fit_curve(ys, xs, horizon, degree):
+    """x = f(y) through the points: the hyperbola under `horizon` for lanes of at least
+    2 * _ROWS_PER_DEGREE rows (when a horizon is given), else a polynomial of degree
+    min(degree, R // _ROWS_PER_DEGREE), at least 1. Returns f, NaN above the horizon."""
+    if horizon is not None and len(ys) >= 2 * _ROWS_PER_DEGREE:
+        coefficients = np.linalg.lstsq(_hyperbola_design(ys - horizon), xs, rcond=None)[0]
+
+        def hyperbola(y):
+            y = np.asarray(y, dtype=np.float64)
+            below = y > horizon  # rows above it are above the lane, hence missing anyway
+            t = np.where(below, y - horizon, 1.0)
+            return np.where(below, _hyperbola_design(t) @ coefficients, np.nan)
+        return hyperbola
+    coefficients = np.polyfit(ys, xs, min(degree, max(1, len(ys) // _ROWS_PER_DEGREE)))
+    return lambda y: np.polyval(coefficients, np.asarray(y, dtype=np.float64))
+
+
+def _stray_segments(ys, xs, map_rows, horizon, degree, tolerance, slack_per_row, min_points):
+    """bool [R]: the points of the lane's stretches (runs of map rows with gaps of at most
+    `_SEGMENT_GAP_ROWS`) that lie off the fit of its longest stretch by more than `tolerance`
+    plus `slack_per_row` for each map row between them (median over the stretch; the fit is
+    extrapolated there), e.g. a blob of another line that clustering joined to this lane.
+    A longest stretch shorter than `min_points` rows decides nothing."""
+    breaks = np.flatnonzero(np.diff(map_rows) > _SEGMENT_GAP_ROWS) + 1
+    segments = np.split(np.arange(len(ys)), breaks)
+    stray = np.zeros(len(ys), dtype=bool)
+    longest = max(segments, key=len)
+    if len(segments) == 1 or len(longest) < min_points:
+        return stray
+    curve = _fit_curve(ys[longest], xs[longest], horizon, degree)
+    for segment in segments:
+        if segment is not longest:
+            residual = np.abs(curve(ys[segment]) - xs[segment])
+            distance = max(map_rows[longest[0]] - map_rows[segment[-1]],
+                           map_rows[segment[0]] - map_rows[longest[-1]])
+            stray[segment] = ~(np.median(np.where(np.isfinite(residual), residual, np.inf))
+                               <= tolerance + slack_per_row * distance)
+    return stray
+
+
 def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMPLES, degree=2,
               min_points=DEFAULT_MIN_POINTS, top_trim=0.0, lane_model="polynomial",
               bridge_gaps=False, extend_bottom=0.0):
@@ -111,7 +161,10 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
       Training labels are lines `lane_thickness` pixels thick with round caps, so a lane's mask
       starts above its last labelled point; a model learns to start it there too, and `top_trim`
       takes that back.
-    Instances covering fewer than `min_points` rows, or with no valid sample, are dropped.
+    Points farther than `_OUTLIER_MAP_COLUMNS` map columns (and 3 robust standard deviations)
+    from the fit are pixels that clustering gave to the wrong lane: the lane is refitted without
+    them, and their rows do not count for its extent. Instances covering fewer than `min_points`
+    rows, or with no valid sample, are dropped.
 
     Args:
         instance_map: int [h, w] network-resolution instance map, 0 background, > 0 instances.
@@ -147,7 +200,7 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
     in_map = (sample_map_rows >= 0) & (sample_map_rows < map_height)
     # Where each sample row lies in map pixel-centre coordinates (map row i spans [i - 0.5, i + 0.5)).
     sample_map_position = (sample_rows + 0.5) / scale_y - 0.5
-    instances = []  # (first map row, reported rows, frame ys, frame xs)
+    instances = []  # (covered map rows, frame ys, frame xs)
     for instance_id in np.unique(instance_map[instance_map > 0]):
         rows, cols = np.nonzero(instance_map == instance_id)
         covered = np.zeros(map_height, dtype=bool)
@@ -156,31 +209,43 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
             continue
         ys, xs = _lane_points(*_uncut_pixels(rows, cols, covered, map_width, max(min_points, 2)),
                               scale_y, scale_x)
-        reported = covered.copy()
-        if bridge_gaps:
-            reported[rows.min():rows.max() + 1] = True
-        if extend_bottom > 0:
-            reported[rows.max():min(map_height, rows.max() + 1 + int(np.ceil(extend_bottom)))] = True
-        instances.append((rows.min(), reported, ys, xs))
+        instances.append((covered, ys, xs))
     horizon = None
     if lane_model == "hyperbola" and instances:
-        long_lanes = [(ys, xs) for _, _, ys, xs in instances if len(ys) >= 2 * _ROWS_PER_DEGREE]
-        highest = min(ys[0] for _, _, ys, _ in instances)
+        long_lanes = [(ys, xs) for _, ys, xs in instances if len(ys) >= 2 * _ROWS_PER_DEGREE]
+        highest = min(ys[0] for _, ys, _ in instances)
         horizon = _horizon(long_lanes, highest, frame_height)
+    # A point this far off its lane's fit (frame pixels, at least) is stray: pixels of another
+    # line that clustering gave to this lane.
+    outlier_px = _OUTLIER_MAP_COLUMNS * scale_x
     fitted = []
-    for top_row, covered, ys, xs in instances:
-        if horizon is not None and len(ys) >= 2 * _ROWS_PER_DEGREE:
-            coefficients = np.linalg.lstsq(_hyperbola_design(ys - horizon), xs, rcond=None)[0]
-            below = sample_rows > horizon  # rows above it are above the lane, hence missing anyway
-            t = np.where(below, sample_rows - horizon, 1.0)
-            sampled_x = np.where(below, np.rint(_hyperbola_design(t) @ coefficients), -1.0)
-            bottom_x = float(_hyperbola_design(ys[-1:] - horizon)[0] @ coefficients)
-        else:
-            lane_degree = min(degree, max(1, len(ys) // _ROWS_PER_DEGREE))
-            coefficients = np.polyfit(ys, xs, lane_degree)
-            sampled_x = np.rint(np.polyval(coefficients, sample_rows))
-            bottom_x = float(np.polyval(coefficients, ys[-1]))
-        valid = (in_map & covered[np.clip(sample_map_rows, 0, map_height - 1)] & (sampled_x >= 0)
+    for covered, ys, xs in instances:
+        map_rows = np.rint((ys + 0.5) / scale_y - 0.5).astype(int)
+        stray = _stray_segments(ys, xs, map_rows, horizon, degree, 2.0 * outlier_px,
+                                _SEGMENT_SLACK_COLUMNS_PER_ROW * scale_x, max(min_points, 2))
+        curve = _fit_curve(ys[~stray], xs[~stray], horizon, degree)
+        for _ in range(_OUTLIER_ROUNDS):
+            residual = np.abs(curve(ys) - xs)
+            new_stray = stray | (residual > max(outlier_px, 3.0 * 1.4826 * np.median(residual[~stray])))
+            if (new_stray == stray).all() or np.count_nonzero(~new_stray) < max(min_points, 2):
+                break
+            stray = new_stray
+            curve = _fit_curve(ys[~stray], xs[~stray], horizon, degree)
+        if stray.any():  # leave the stray rows out of the fit and of the lane's extent
+            covered = covered.copy()
+            covered[map_rows[stray]] = False
+            ys, xs = ys[~stray], xs[~stray]
+        covered_rows = np.flatnonzero(covered)
+        top_row, bottom_row = covered_rows[0], covered_rows[-1]
+        reported = covered.copy()
+        if bridge_gaps:
+            reported[top_row:bottom_row + 1] = True
+        if extend_bottom > 0:
+            reported[bottom_row:min(map_height, bottom_row + 1 + int(np.ceil(extend_bottom)))] = True
+        sampled_x = curve(sample_rows)
+        sampled_x = np.where(np.isfinite(sampled_x), np.rint(sampled_x), -1.0)
+        bottom_x = float(curve(ys[-1:])[0])
+        valid = (in_map & reported[np.clip(sample_map_rows, 0, map_height - 1)] & (sampled_x >= 0)
                  & (sampled_x < frame_width)
                  & (sample_map_position >= top_row - 0.5 + top_trim))
         if not valid.any():

@@ -82,16 +82,33 @@ def test_hyperbola_follows_a_road_curve_that_a_quadratic_misses():
         for row in range(int(_map_row(320)) + 1, MAP_SHAPE[0]):
             col = int(round((_road_x((row + 0.5) * 2.8125 - 0.5, slope) + 0.5) / 2.5 - 0.5))
             instance_map[row, col - 1:col + 2] = lane_id
-    worst = {}
+    worst, reported = {}, {}
     for lane_model in LANE_MODELS:
         fitted = fit_lanes(instance_map, 720, 1280, lane_model=lane_model)
         assert len(fitted) == 2
         errors = [abs(x - _road_x(y, slope)) for lane, slope in zip(fitted, slopes)
                   for y, x in zip(TUSIMPLE_H_SAMPLES, lane) if x >= 0]
-        assert len(errors) == 2 * 39  # rows 330 .. 710 of both lanes
-        worst[lane_model] = max(errors)
+        reported[lane_model], worst[lane_model] = len(errors), max(errors)
+    assert reported["hyperbola"] == 2 * 39  # rows 330 .. 710 of both lanes
     assert worst["hyperbola"] <= 1.0
-    assert worst["polynomial"] > 15.0  # near the horizon: most of TuSimple's 20-pixel tolerance
+    # The quadratic misses near the horizon: by most of TuSimple's 20-pixel tolerance, or so far
+    # that those rows are dropped as stray points.
+    assert worst["polynomial"] > 15.0 or reported["polynomial"] < 2 * 39
+
+
+def test_stray_pixels_of_another_line_neither_bend_nor_extend_the_lane():
+    """Clustering can give a lane a few pixels of another line far below it; they are left out."""
+    instance_map = np.zeros(MAP_SHAPE, np.int32)
+    for row in range(50, 120):
+        instance_map[row, 400 - row - 1:400 - row + 2] = 1  # centre column 400 - row
+    instance_map[130:134, 100:104] = 1  # a blob 10 rows below the lane, 170 columns off it
+    (lane,) = fit_lanes(instance_map, 720, 1280, bridge_gaps=True)
+    for y, x in zip(TUSIMPLE_H_SAMPLES, lane):
+        map_row = int((y + 0.5) // 2.8125)
+        if 50 <= map_row < 120:
+            assert abs(x - _frame_x(400 - _map_row(y))) <= 1, y
+        else:
+            assert x == -2, y
 
 
 def test_unknown_lane_model_is_refused():
