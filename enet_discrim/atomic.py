@@ -1,22 +1,29 @@
-"""Atomic file writes: a temporary file in the target's folder, then `os.replace`.
+"""Atomic writes: a temporary file (or folder) beside the target, then a rename.
 
 A reader (or a run killed half-way through a write) sees either the old file or the new one,
-never a half-written one; the rename stays on one file system because the temporary file sits
-beside its target.
+never a half-written one; the rename stays on one file system because the temporary sits beside
+its target.
+
+Temporaries are named `PREFIX<pid>-...` (`process_prefix`), so that `remove_leftovers` can tell
+those of a killed run (its process is gone) from those of a run still writing.
 """
 
 import json
 import os
+import re
+import shutil
 import tempfile
 
 #: Prefix of the temporary files, so that a folder's leftovers can be recognised.
 TEMP_PREFIX = ".tmp-"
+#: Suffix of an earlier folder moved aside by `write_folder` while the new one moves in.
+_ASIDE_SUFFIX = "-old"
 
 
 def write_bytes(path, content, temp_prefix=TEMP_PREFIX):
     """Writes `content` (bytes) to `path` atomically, readable by all (0o644)."""
     folder = os.path.dirname(os.path.abspath(path))
-    handle, temp_path = tempfile.mkstemp(prefix=temp_prefix, dir=folder)
+    handle, temp_path = tempfile.mkstemp(prefix=process_prefix(temp_prefix), dir=folder)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(content)
@@ -36,3 +43,133 @@ def write_text(path, text, temp_prefix=TEMP_PREFIX):
 def write_json(path, values, temp_prefix=TEMP_PREFIX):
     """Writes `values` as indented, key-sorted JSON (and a newline) to `path` atomically."""
     write_text(path, json.dumps(values, indent=2, sort_keys=True) + "\n", temp_prefix)
+
+
+def process_prefix(temp_prefix):
+    """`temp_prefix` tagged with this process's id, e.g. ".tmp-convert-4242-"."""
+    return f"{temp_prefix}{os.getpid()}-"
+
+
+def _is_running(pid):
+    if os.name != "posix":  # no harmless probe elsewhere (os.kill would signal): assume alive
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+def leftovers(folder, temp_prefix):
+    """The temporaries `temp_prefix*` in `folder` that no running process owns.
+
+    A name `PREFIX<pid>-...` belongs to process `pid` and is a leftover once that process is gone
+    (this process's own count as running); a name without a process id comes from a version that
+    did not tag them, hence from a finished run.
+
+    Returns:
+        sorted list of paths.
+    """
+    if not os.path.isdir(folder):
+        return []
+    tagged = re.compile(re.escape(temp_prefix) + r"(\d+)-")
+    found = []
+    for name in sorted(os.listdir(folder)):
+        if not name.startswith(temp_prefix):
+            continue
+        match = tagged.match(name)
+        if match is None or not _is_running(int(match[1])):
+            found.append(os.path.join(folder, name))
+    return found
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def remove_leftovers(folder, temp_prefix):
+    """Deletes the `leftovers` of killed runs in `folder`; returns their paths."""
+    found = leftovers(folder, temp_prefix)
+    for path in found:
+        _remove(path)
+    return found
+
+
+def _link_or_copy(source, destination):
+    try:
+        os.link(source, destination)
+    except OSError:  # a file system without hard links
+        shutil.copy2(source, destination)
+
+
+def _carry_over(old_folder, new_folder):
+    """Hard-links (or copies) the entries of `old_folder` that `new_folder` lacks into it."""
+    present = set(os.listdir(new_folder))
+    for name in sorted(os.listdir(old_folder)):
+        if name in present:
+            continue
+        source, destination = os.path.join(old_folder, name), os.path.join(new_folder, name)
+        if os.path.islink(source):
+            os.symlink(os.readlink(source), destination)
+        elif os.path.isdir(source):
+            shutil.copytree(source, destination, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(source, destination)
+
+
+def write_folder(path, write, temp_prefix=TEMP_PREFIX):
+    """Writes a folder atomically: `write(folder)` fills a new folder beside `path`, which then
+    takes the place of `path`.
+
+    Entries of an earlier `path` that the new folder lacks (say a `model.tflite` beside a
+    SavedModel) are carried over as hard links (copies where the file system has none). The swap
+    is two renames, the earlier folder aside and the new one in, then the earlier one is deleted.
+    A run killed at any point leaves at `path` the complete earlier folder or the complete new one,
+    except between the two renames, when the earlier one waits beside it as
+    `.NAME<temp_prefix><pid>-...-old`: the next `write_folder` to `path` first puts it back. Other
+    leftovers of killed runs are deleted then too.
+
+    Args:
+        path: the folder to (re)write.
+        write: function(folder) that writes the new content into the empty `folder`.
+        temp_prefix: marks the temporaries beside `path`, after ".NAME".
+
+    Returns:
+        `path`.
+
+    Raises:
+        ValueError: `path` exists and is not a folder.
+    """
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise ValueError(f"{path} exists and is not a folder")
+    parent, name = os.path.split(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    prefix = f".{name}{temp_prefix}"
+    for leftover in leftovers(parent, prefix):
+        if leftover.endswith(_ASIDE_SUFFIX) and not os.path.lexists(path):
+            os.rename(leftover, path)  # killed between the two renames: the earlier folder
+        else:
+            _remove(leftover)
+    temporary = tempfile.mkdtemp(prefix=process_prefix(prefix), dir=parent)
+    aside = temporary + _ASIDE_SUFFIX
+    try:
+        os.chmod(temporary, 0o755)  # mkdtemp creates folders private to the owner
+        write(temporary)
+        if os.path.isdir(path):
+            _carry_over(path, temporary)
+            os.rename(path, aside)
+        os.rename(temporary, path)
+    except BaseException:
+        if not os.path.lexists(path) and os.path.isdir(aside):
+            os.rename(aside, path)
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+    return path

@@ -2,7 +2,7 @@
 TuSimple `predictions.json` or Cityscapes result files, and a per-stage timing summary.
 
 Outputs in `outdir`, per frame `<name>` (the file's stem; with a tasks file, its `raw_file`
-with "/" replaced by "_"):
+without the extension, "/" replaced by "_"; made unique by `output_names`):
 - `<name>_overlay.png`: instances in distinct colours over the frame, at the frame's size;
 - `<name>_instances.png`: uint16 instance ids at the frame's size (0 = background);
 - `<name>_embedding.png` with `plots`: scatter plot of the embeddings coloured by cluster;
@@ -10,6 +10,7 @@ with "/" replaced by "_"):
 - `cityscapes_results/` (format "cityscapes"): `<name>.txt` + masks for the official evaluator.
 """
 
+import collections
 import dataclasses
 import os
 import time
@@ -19,7 +20,8 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from enet_discrim import lanes, visualization
+from enet_discrim import atomic, lanes, visualization
+from enet_discrim.data import tusimple, writer
 from enet_discrim.predictor import read_rgb
 
 FORMATS = ("tusimple", "cityscapes")
@@ -38,26 +40,108 @@ class Job:
     h_samples: tuple = tuple(lanes.TUSIMPLE_H_SAMPLES)
 
 
+def output_names(relative_paths):
+    """Output names of frames, unique within one run, from their paths relative to --indir.
+
+    A frame's name is its relative path without the extension, "/" replaced by "_":
+    `clips/a/20.jpg` -> `clips_a_20`. Frames that would share a name get their extension
+    appended (`1.jpg` -> `1_jpg`, `1.png` -> `1_png`). A name still taken (`clips/a.jpg` and
+    `clips_a.jpg` both give `clips_a_jpg`) gets `_2`, `_3`, ... in frame order: the first suffix
+    that is neither taken nor another frame's name. Every name is checked against all names given
+    before it, so no two frames share one.
+
+    Args:
+        relative_paths: list of str, the frames in run order.
+
+    Returns:
+        list of str, one name per frame.
+    """
+    stems = [os.path.splitext(path) for path in relative_paths]
+    bases = [stem.replace(os.sep, "_").replace("/", "_") for stem, _ in stems]
+    shared = collections.Counter(bases)
+    candidates = [f"{base}_{extension.lstrip('.')}" if shared[base] > 1 and extension else base
+                  for base, (_, extension) in zip(bases, stems)]
+    reserved, taken, names = set(candidates), set(), []
+    for candidate in candidates:
+        name, number = candidate, 1
+        while name in taken or (number > 1 and name in reserved):
+            number += 1
+            name = f"{candidate}_{number}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def read_tasks(path):
+    """The frames of a TuSimple tasks or label file (JSON lines; keys other than raw_file and
+    h_samples are ignored).
+
+    Args:
+        path: e.g. test_tasks_0627.json or label_data_0313.json.
+
+    Returns:
+        list of (line number, raw_file str, h_samples list[int]) in file order.
+
+    Raises:
+        ValueError: the file is missing or unreadable (naming it), or `FILE:LINE: reason` for a line
+            that is not a JSON object with a raw_file path and whole, increasing h_samples rows.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"--tusimple_tasks {path!r} does not exist or is not a file")
+    try:
+        records = lanes.read_json_lines(path, "task")
+    except OSError as error:
+        raise ValueError(f"--tusimple_tasks {path!r}: cannot read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--tusimple_tasks {path!r}: not UTF-8 text") from None
+    tasks = []
+    for line_number, record in records:
+        where = f"{path}:{line_number}"
+        if not isinstance(record, dict):
+            raise ValueError(f"{where}: not a JSON object")
+        missing = [key for key in ("raw_file", "h_samples") if key not in record]
+        if missing:
+            raise ValueError(f"{where}: missing {', '.join(missing)}")
+        try:
+            tusimple.check_raw_file(record["raw_file"])
+            tusimple.check_h_samples(record["h_samples"])
+        except writer.FrameError as error:
+            raise ValueError(f"{where}: {error.reason}") from None
+        tasks.append((line_number, record["raw_file"], [int(y) for y in record["h_samples"]]))
+    if not tasks:
+        raise ValueError(f"--tusimple_tasks {path!r} holds no task")
+    return tasks
+
+
 def list_jobs(indir, tusimple_tasks=None):
-    """The frames to predict, in order.
+    """The frames to predict, in order, each with an output name unique in the run (`output_names`).
 
     Args:
         indir: folder of frames (jpg/png, not recursive), or the root that the tasks' raw_file
             paths are relative to.
         tusimple_tasks: optional TuSimple test_tasks / label file: exactly those frames, in order,
-            each sampled at its own h_samples.
+            each sampled at its own h_samples. As in the converter, a raw_file that leaves `indir`
+            (`..`, an absolute path elsewhere, a symlink out) is refused.
 
     Raises:
-        ValueError: the folder is missing, or holds no image (the tasks file's problems are
-            reported by `lanes.read_tusimple_tasks`).
+        ValueError: the folder is missing, or holds no file; the tasks file is missing or has a
+            bad line (`read_tasks`), or a raw_file outside `indir` (`FILE:LINE: reason`).
     """
     if not os.path.isdir(indir):
         raise ValueError(f"--indir {indir!r} does not exist or is not a folder")
     if tusimple_tasks:
-        return [
-            Job(os.path.join(indir, raw_file), os.path.splitext(raw_file)[0].replace("/", "_"), raw_file, tuple(rows))
-            for raw_file, rows in lanes.read_tusimple_tasks(tusimple_tasks)
-        ]
+        frames = []
+        for line_number, raw_file, rows in read_tasks(tusimple_tasks):
+            try:
+                tusimple.resolve_inside(indir, indir, raw_file)
+            except writer.FrameError:
+                raise ValueError(f"{tusimple_tasks}:{line_number}: raw_file {raw_file!r} resolves "
+                                 f"outside --indir {indir!r}, refused") from None
+            path = os.path.join(indir, raw_file)
+            frames.append((path, os.path.relpath(path, indir), raw_file, tuple(rows)))
+        names = output_names([relative for _, relative, _, _ in frames])
+        return [Job(path, name, raw_file, rows)
+                for (path, _, raw_file, rows), name in zip(frames, names)]
     # Every other file is tried too, so that a non-image is reported by name; label files
     # (JSON) beside the frames are expected and left alone.
     names = sorted(
@@ -69,7 +153,8 @@ def list_jobs(indir, tusimple_tasks=None):
     )
     if not names:
         raise ValueError(f"--indir {indir!r} holds no files")
-    return [Job(os.path.join(indir, name), os.path.splitext(name)[0], name) for name in names]
+    return [Job(os.path.join(indir, name), output_name, name)
+            for name, output_name in zip(names, output_names(names))]
 
 
 def run(predictor, jobs, outdir, output_format="tusimple", plots=False):
@@ -81,6 +166,11 @@ def run(predictor, jobs, outdir, output_format="tusimple", plots=False):
     """
     if output_format not in FORMATS:
         raise ValueError(f"unknown format {output_format!r}: choose one of {', '.join(FORMATS)}")
+    shared = sorted(name for name, count in collections.Counter(job.name for job in jobs).items()
+                    if count > 1)
+    if shared:
+        raise ValueError(f"several frames would write the outputs named {shared[0]!r}: give each "
+                         "job its own name (list_jobs does)")
     if output_format == "tusimple" and not predictor.is_lanes:
         raise ValueError("--format tusimple needs a lane model (its config.json says dataset "
                          f"{predictor.config['dataset']!r})")
@@ -127,10 +217,7 @@ def run(predictor, jobs, outdir, output_format="tusimple", plots=False):
 
     processed = len(frame_totals)
     if output_format == "tusimple" and processed:
-        temporary = f"{predictions_path}.tmp"
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write("\n".join(lines) + "\n")
-        os.replace(temporary, predictions_path)
+        atomic.write_text(predictions_path, "\n".join(lines) + "\n")
     timings = {stage: total / max(processed, 1) for stage, total in totals.items()}
     timings["total"] = sum(frame_totals) / max(processed, 1)
     summary = {"processed": processed, "skipped": skipped, "timings_ms": timings}

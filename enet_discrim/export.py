@@ -16,7 +16,7 @@ import sys
 import tensorflow as tf
 from absl import logging
 
-from enet_discrim import model_dir
+from enet_discrim import atomic, model_dir
 
 FORMATS = ("saved_model", "tflite")
 TFLITE_FILE = "model.tflite"
@@ -49,6 +49,11 @@ class ServingModule(tf.Module):
 def export(modeldir, outdir, output_format="saved_model"):
     """Writes the SavedModel folder (`outdir`) or `outdir/model.tflite`; returns the path.
 
+    Both are written atomically: the SavedModel into a folder beside `outdir` that then takes its
+    place (`atomic.write_folder`; other files in `outdir`, such as a model.tflite, are kept), the
+    TFLite file through a temporary file. A run killed at any point leaves the earlier export
+    loadable.
+
     Raises:
         ValueError: an unknown format, or a model folder missing its files.
     """
@@ -58,7 +63,9 @@ def export(modeldir, outdir, output_format="saved_model"):
     height, width = settings.height, settings.width
     if output_format == "saved_model":
         module = ServingModule(model, height, width)
-        tf.saved_model.save(module, outdir, signatures={"serving_default": module.serve})
+        # Written beside outdir and swapped in: an earlier export stays loadable until then.
+        atomic.write_folder(outdir, lambda folder: tf.saved_model.save(
+            module, folder, signatures={"serving_default": module.serve}))
         logging.info("SavedModel written to %s", outdir)
         return outdir
 
@@ -71,10 +78,7 @@ def export(modeldir, outdir, output_format="saved_model"):
     flatbuffer = converter.convert()
     os.makedirs(outdir, exist_ok=True)
     path = os.path.join(outdir, TFLITE_FILE)
-    temporary = f"{path}.tmp"
-    with open(temporary, "wb") as file:
-        file.write(flatbuffer)
-    os.replace(temporary, path)
+    atomic.write_bytes(path, flatbuffer)
     logging.info("TFLite model written to %s (%.1f MB)", path, len(flatbuffer) / 1e6)
     return path
 

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import sys
+import zipfile
 
 from enet_discrim import atomic
 
@@ -231,10 +232,17 @@ def load(folder):
 
     settings = load_settings(folder)
     path = os.path.join(folder, MODEL_FILE)
+    # Keras reports a file that is no zip archive as "File not found".
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a Keras model file (not a zip archive: corrupt, truncated "
+                         "or another format)")
     try:
         model = keras.models.load_model(path, safe_mode=True)
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: not a loadable Keras model ({error})") from None
+    except (KeyError, EOFError, zipfile.BadZipFile) as error:  # a damaged archive
+        raise ValueError(f"{path}: not a loadable Keras model, the archive is damaged "
+                         f"({error})") from None
     if (model.num_classes, model.embedding_dim) != (settings.num_classes, settings.embedding_dim):
         raise ValueError(f"{folder}: {MODEL_FILE} and {CONFIG_FILE} disagree on classes or "
                          f"embedding size")

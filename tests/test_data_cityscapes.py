@@ -166,3 +166,61 @@ def test_not_a_cityscapes_root_is_a_clear_error(tmp_path):
         cityscapes.convert(str(tmp_path), str(tmp_path / "out"), "val")
     with pytest.raises(ValueError, match="split must be one of"):
         cityscapes.convert(str(tmp_path), str(tmp_path / "out"), "test")
+
+
+# --- Reliability (issue 15).
+
+def test_an_8_bit_instance_ids_png_is_skipped_not_stripped_of_its_instances(cityscapes_root,
+                                                                           tmp_path):
+    # Issue 15 item 3: ids mod 256 were accepted, and every instance was dropped.
+    label_ids, instance_ids = _label_maps()
+    _write_frame(cityscapes_root, "train", "aachen", "aachen_8bit", label_ids,
+                 (instance_ids % 256).astype(np.uint8))
+    summary = cityscapes.convert(str(cityscapes_root), str(tmp_path / "out"), "train",
+                                 height=HEIGHT, width=WIDTH)
+    partner = cityscapes_root / "gtFine/train/aachen/aachen_8bit_gtFine_instanceIds.png"
+    assert summary["skipped"] == [
+        f"{partner}: instanceIds must be a single-channel 16-bit PNG, got uint8 "
+        f"({HEIGHT}, {WIDTH})"]
+    assert summary["counts"] == {"train": 1}
+
+
+def test_zero_byte_pngs_are_skipped(cityscapes_root, tmp_path):
+    # Issue 15 item 7: cv2.error (!buf.empty()) stopped the conversion.
+    label_ids, instance_ids = _label_maps()
+    _write_frame(cityscapes_root, "train", "aachen", "aachen_empty_label", label_ids, instance_ids)
+    _write_frame(cityscapes_root, "train", "aachen", "aachen_empty_image", label_ids, instance_ids)
+    empty_label = cityscapes_root / "gtFine/train/aachen/aachen_empty_label_gtFine_labelIds.png"
+    empty_image = cityscapes_root / "leftImg8bit/train/aachen/aachen_empty_image_leftImg8bit.png"
+    empty_label.write_bytes(b"")
+    empty_image.write_bytes(b"")
+    summary = cityscapes.convert(str(cityscapes_root), str(tmp_path / "out"), "train",
+                                 height=HEIGHT, width=WIDTH)
+    assert summary["skipped"] == [f"{empty_image}: empty file (0 bytes) (image)",
+                                  f"{empty_label}: empty file (0 bytes) (labelIds)"]
+    assert summary["counts"] == {"train": 1}
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"text"', "{not json", '{"counts": [1]}'])
+def test_a_garbage_dataset_info_is_named_and_rewritten(cityscapes_root, tmp_path, content, caplog):
+    # Issue 15 item 17: a garbage dataset_info.json gave a bare error naming no file.
+    out = tmp_path / "out"
+    out.mkdir()
+    info_path = out / "dataset_info.json"
+    info_path.write_text(content)
+    with pytest.raises(ValueError, match=f"^{info_path}: "):
+        writer.read_dataset_info(str(info_path))
+    cityscapes.convert(str(cityscapes_root), str(out), "train", height=HEIGHT, width=WIDTH)
+    assert json.loads(info_path.read_text())["counts"] == {"train": 1}
+    assert any(str(info_path) in record.getMessage() and "writing it afresh" in record.getMessage()
+               for record in caplog.records)
+
+
+def test_a_split_whose_every_frame_is_bad_is_an_error(cityscapes_root, tmp_path, capsys):
+    (cityscapes_root / "gtFine/val/bonn/bonn_000001_000019_gtFine_labelIds.png").write_bytes(b"x")
+    out = tmp_path / "out"
+    assert cityscapes.main(["--srcdir", str(cityscapes_root), "--outdir", str(out), "--split",
+                            "val"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        "error: Cityscapes val: nothing converted, all 1 input item(s) are bad")
+    assert not out.exists()

@@ -242,3 +242,129 @@ def test_missing_or_empty_source_is_a_clear_error(tmp_path):
         tusimple.convert(str(tmp_path / "nope"), str(tmp_path / "out"))
     with pytest.raises(ValueError, match="no TuSimple label files"):
         tusimple.convert(str(tmp_path), str(tmp_path / "out"))
+
+
+# --- Reliability (issue 15): every bad label or frame is a FILE:LINE skip, never a wrong label.
+
+def _convert_lines(tmp_path, lines, **kwargs):
+    """Converts a label file of `lines` over the frames written by the caller under tmp_path/src."""
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    (src / "label_data_0001.json").write_text("\n".join(lines) + "\n")
+    return tusimple.convert(str(src), str(tmp_path / "out"), height=36, width=64,
+                            val_fraction=0.0, num_workers=1, **kwargs)
+
+
+def test_a_frame_too_small_for_its_labels_is_skipped_naming_its_size(tmp_path):
+    # Issue 15 item 4: a 1x1 frame was accepted with its labels squeezed into it.
+    src = tmp_path / "src"
+    _write_image(src / "good.jpg")
+    cv2.imwrite(str(src / "tiny.jpg"), np.zeros((1, 1, 3), np.uint8))
+    cv2.imwrite(str(src / "narrow.jpg"), np.zeros((FRAME_HEIGHT, 100, 3), np.uint8))
+    lane = [[20, 25, 30, 35, 40]]
+    summary = _convert_lines(tmp_path, [_line("good.jpg", lane), _line("tiny.jpg", lane),
+                                        _line("narrow.jpg", [[100, 101, 102, 103, 104]])])
+    label_file = src / "label_data_0001.json"
+    assert summary["counts"] == {"train": 1, "val": 0}
+    assert summary["skipped"] == [
+        f"{label_file}:2: frame {src / 'tiny.jpg'} is 1x1, but its h_samples reach row 64",
+        f"{label_file}:3: frame {src / 'narrow.jpg'} is 100x72, but lane 0 reaches x=104"]
+
+
+@pytest.mark.parametrize("lanes, h_samples, reason", [
+    ([[20, float("nan"), 30, 35, 40]], H_SAMPLES, "lane 0 point 1 is not a pixel coordinate: nan"),
+    ([[20, 25, float("inf"), 35, 40]], H_SAMPLES, "lane 0 point 2 is not a pixel coordinate: inf"),
+    ([[20, 25, 30, 1e300, 40]], H_SAMPLES, "lane 0 point 3 is not a pixel coordinate: 1e+300"),
+    ([[20, 25, 30, 35, -1e300]], H_SAMPLES, "lane 0 point 4 is not a pixel coordinate: -1e+300"),
+    ([[20, 25, 30, 35, 40]], [24, 34, 44, 54, 1e12],
+     "h_samples[4] is not a row of the frame: 1000000000000.0"),
+    ([[20, 25, 30, 35, 40]], [24, float("nan"), 44, 54, 64],
+     "h_samples[1] is not a row of the frame: nan"),
+    ([[20, 25, 30, 35, 40]], [24, 34, 44.5, 54, 64],
+     "h_samples[2] is not a row of the frame: 44.5"),
+    ([[20, 25, 30, 35, 40]], [-24, 34, 44, 54, 64],
+     "h_samples[0] is not a row of the frame: -24"),
+    ([[20, 25, 30, 35, 40]], [24, 34, 30, 54, 64],
+     "h_samples must be strictly increasing, but h_samples[2] = 30 follows 34"),
+])
+def test_non_finite_or_out_of_frame_label_values_are_skipped(tmp_path, lanes, h_samples, reason):
+    # Issue 15 item 5: NaN, Infinity, 1e300 and bad h_samples made the lanes vanish silently.
+    src = tmp_path / "src"
+    _write_image(src / "good.jpg")
+    _write_image(src / "bad.jpg", seed=1)
+    summary = _convert_lines(tmp_path, [_line("good.jpg", [[20, 25, 30, 35, 40]]),
+                                        _line("bad.jpg", lanes, h_samples=h_samples)])
+    assert summary["skipped"] == [f"{src / 'label_data_0001.json'}:2: {reason}"]
+    assert summary["counts"] == {"train": 1, "val": 0}
+
+
+def test_an_empty_label_file_is_an_error_not_an_empty_dataset(tmp_path, capsys):
+    # Issue 15 item 6: it converted 0 frames with exit status 0.
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "label_data_0001.json").write_text("\n\n")
+    with pytest.raises(writer.NothingConvertedError,
+                       match="hold no label line: nothing to convert"):
+        tusimple.convert(str(src), str(tmp_path / "out"))
+    assert tusimple.main(["--srcdir", str(src), "--outdir", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: TuSimple: the label files under {src} hold no label line: nothing to convert\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_conversion_where_every_frame_is_bad_is_an_error_and_keeps_the_earlier_run(tmp_path,
+                                                                                     capsys):
+    src = tmp_path / "src"
+    _write_image(src / "good.jpg")
+    _convert_lines(tmp_path, [_line("good.jpg", [])])
+    out = tmp_path / "out"
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    (src / "good.jpg").unlink()
+    with pytest.raises(writer.NothingConvertedError,
+                       match=r"all 1 input item\(s\) are bad.*label_data_0001.json:1: image not found"):
+        _convert_lines(tmp_path, [_line("good.jpg", [])])
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
+    assert tusimple.main(["--srcdir", str(src), "--outdir", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith("error: TuSimple: nothing converted")
+
+
+def test_a_zero_byte_image_is_skipped(tmp_path):
+    # Issue 15 item 7: cv2.error (!buf.empty()) stopped the conversion.
+    src = tmp_path / "src"
+    _write_image(src / "good.jpg")
+    (src / "empty.jpg").write_bytes(b"")
+    summary = _convert_lines(tmp_path, [_line("empty.jpg", []), _line("good.jpg", [])])
+    assert summary["skipped"] == [
+        f"{src / 'label_data_0001.json'}:1: empty image file (0 bytes): {src / 'empty.jpg'}"]
+    assert summary["counts"]["train"] == 1
+
+
+def test_a_nul_byte_in_raw_file_is_skipped_naming_the_line(tmp_path):
+    # Issue 15 item 8: "embedded null byte" stopped the conversion, naming no file or line.
+    src = tmp_path / "src"
+    _write_image(src / "good.jpg")
+    summary = _convert_lines(tmp_path, [_line("good.jpg", []), _line("go\0od.jpg", [])])
+    assert summary["skipped"] == [
+        f"{src / 'label_data_0001.json'}:2: raw_file 'go\\x00od.jpg' contains a NUL byte"]
+    assert summary["counts"]["train"] == 1
+
+
+def test_the_leftovers_of_a_killed_conversion_are_removed_by_the_next_run(tmp_path):
+    # Issue 15 item 20: a killed run left .tmp-convert-*/ behind for good.
+    import subprocess
+    import sys
+
+    dead_pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                                  capture_output=True, text=True, check=True).stdout)
+    out = tmp_path / "out"
+    leftovers = [out / ".tmp-convert-k1x2y3z4", out / f".tmp-convert-{dead_pid}-abcdefgh"]
+    for leftover in leftovers:
+        leftover.mkdir(parents=True)
+        (leftover / "train-00000").write_bytes(b"half a shard")
+    (out / f".tmp-convert-{dead_pid}-jsonfile").write_bytes(b"{")
+    live = out / f".tmp-convert-{os.getppid()}-running"  # a run still going: left alone
+    live.mkdir()
+    src = tmp_path / "src"
+    _write_image(src / "good.jpg")
+    _convert_lines(tmp_path, [_line("good.jpg", [])])
+    assert sorted(name for name in os.listdir(out) if name.startswith(".")) == [live.name]

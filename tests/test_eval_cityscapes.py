@@ -151,3 +151,20 @@ def test_missing_prediction_file_names_the_ground_truth(dataset, tmp_path):
 def test_no_ground_truth_is_a_clear_error(tmp_path, capsys):
     assert main(["--dataset", str(tmp_path), "--results", str(tmp_path)]) == 1
     assert "no ground truth found" in capsys.readouterr().err
+
+
+def test_a_mask_of_the_wrong_size_is_an_error_naming_it(dataset, tmp_path, capsys):
+    # Issue 15 item 15: a numpy broadcast error naming neither the mask nor its text file.
+    _write_predictions(tmp_path / "results")
+    mask = tmp_path / "results/masks/testcity_000000_000000_002.png"
+    cv2.imwrite(str(mask), np.full((10, 20), 255, np.uint8))
+    assert main(["--dataset", str(dataset), "--results", str(tmp_path / "results")]) == 1
+    text = tmp_path / "results/testcity_000000_000000.txt"
+    gt = dataset / "gtFine/val/testcity/testcity_000000_000000_gtFine_instanceIds.png"
+    assert capsys.readouterr().err == (
+        f"error: {text}:2: mask {tmp_path / 'results'}/masks/testcity_000000_000000_002.png is "
+        f"20x10 but the ground truth {gt} is {SHAPE[1]}x{SHAPE[0]}\n")
+    mask.write_bytes(b"not a png")
+    with pytest.raises(CityscapesEvaluationError,
+                       match=r"_000000.txt:2: mask .*_002.png is not a readable image"):
+        evaluate(str(dataset), str(tmp_path / "results"))

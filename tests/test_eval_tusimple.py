@@ -115,3 +115,55 @@ def test_command_line(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == {"accuracy": 1.0, "fp": 0.5, "fn": 0.0}
     assert main([str(tmp_path / "nothing.json"), gt]) == 1
     assert "nothing.json" in capsys.readouterr().err
+
+
+# --- Reliability (issue 15): wrong types are FILE:LINE errors of the file they are in.
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("run_time", "50", 'run_time must be a finite number of milliseconds >= 0, got "50"'),
+    ("run_time", float("nan"), "run_time must be a finite number of milliseconds >= 0, got NaN"),
+    ("run_time", float("inf"),
+     "run_time must be a finite number of milliseconds >= 0, got Infinity"),
+    ("run_time", True, "run_time must be a finite number of milliseconds >= 0, got true"),
+    ("lanes", 5, "lanes must be a list of lanes, got 5"),
+    ("lanes", ["abcdefghij"], 'lane 0 must be a list of x values, got "abcdefghij"'),
+    ("lanes", [["1"] * 10], 'lane 0 point 0 is not a finite number: "1"'),
+])
+def test_prediction_values_of_the_wrong_type_are_errors_naming_the_line(tmp_path, capsys, field,
+                                                                       value, reason):
+    # Issue 15 item 11: tracebacks, and a NaN run_time slipped past the 200 ms rule.
+    gt = _write(tmp_path, "gt.json", [_gt("a.jpg", [_vertical(100)]), _gt("b.jpg", [])])
+    pred = _write(tmp_path, "pred.json", [_pred("a.jpg", [_vertical(100)]),
+                                          {**_pred("b.jpg", []), field: value}])
+    assert main([pred, gt]) == 1
+    assert capsys.readouterr().err == f"error: {pred}:2: {reason}\n"
+
+
+def test_bench_frame_refuses_a_nan_run_time():
+    with pytest.raises(ValueError, match="run_time must be a finite number"):
+        bench_frame([_vertical(100)], [_vertical(100)], Y, float("nan"))
+
+
+@pytest.mark.parametrize("record, reason", [
+    ({"raw_file": "a.jpg", "lanes": [[100] * 9], "h_samples": Y},
+     "lane 0 has 9 points for 10 h_samples"),
+    ({"raw_file": "a.jpg", "lanes": [_vertical(100)], "h_samples": "rows"},
+     "h_samples must be a list of finite numbers"),
+    ({"raw_file": "a.jpg", "lanes": 3, "h_samples": Y}, "lanes must be a list of lanes, got 3"),
+    ([1, 2], "not a JSON object"),
+])
+def test_a_malformed_ground_truth_line_is_blamed_on_the_ground_truth(tmp_path, record, reason):
+    # Issue 15 item 19: the error named the prediction file.
+    gt = _write(tmp_path, "gt.json", [_gt("b.jpg", []), record])
+    pred = _write(tmp_path, "pred.json", [_pred("a.jpg", [_vertical(100)]), _pred("b.jpg", [])])
+    with pytest.raises(ValueError) as error:
+        evaluate(pred, gt)
+    assert str(error.value) == f"{gt}:2: {reason}"
+
+
+def test_a_frame_labelled_twice_is_a_ground_truth_error(tmp_path):
+    gt = _write(tmp_path, "gt.json", [_gt("a.jpg", []), _gt("a.jpg", [_vertical(5)])])
+    pred = _write(tmp_path, "pred.json", [_pred("a.jpg", [])])
+    with pytest.raises(ValueError,
+                       match=r"gt.json:2: frame a.jpg is labelled twice \(first at line 1\)"):
+        evaluate(pred, gt)

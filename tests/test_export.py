@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -68,3 +69,55 @@ def test_export_errors_are_clear(tmp_path, capsys):
     assert "missing model.keras and config.json" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown format 'onnx'"):
         export.export(str(tmp_path), str(tmp_path / "x"), "onnx")
+
+
+class _Killed(BaseException):
+    """Stands for a SIGKILL: nothing after it runs in the killed call."""
+
+
+def _load_outputs(path, images):
+    serving = tf.saved_model.load(path).signatures["serving_default"]
+    return {key: value.numpy() for key, value in serving(images=tf.constant(images)).items()}
+
+
+@pytest.mark.slow
+def test_a_killed_re_export_leaves_the_earlier_saved_model_loadable(trained, tmp_path, monkeypatch):
+    # Issue 15 item 1: killed while rewriting variables.data, the earlier export no longer loaded.
+    modeldir, images, expected = trained
+    outdir = tmp_path / "exported"
+    export.export(modeldir, str(outdir), "saved_model")
+    (outdir / "model.tflite").write_bytes(b"an earlier TFLite export")
+    model = ENet(num_classes=2, embedding_dim=4)  # other random weights
+    model.build((None, HEIGHT, WIDTH, 3))
+    other_modeldir = str(tmp_path / "model2")
+    save_model(model, TrainConfig(outdir=other_modeldir, height=HEIGHT, width=WIDTH),
+               {"num_classes": 2, "class_names": ["background", "lane"]})
+    outputs = model(images.astype(np.float32), training=False)
+    other_expected = {"semantic_probabilities": tf.nn.softmax(outputs["semantic_logits"]).numpy(),
+                      "embeddings": outputs["embeddings"].numpy()}
+    assert not np.allclose(other_expected["embeddings"], expected["embeddings"], atol=1e-3)
+
+    real_save = tf.saved_model.save
+
+    def killed_while_writing_variables(module, export_dir, signatures=None):
+        scratch = tmp_path / "scratch"
+        real_save(module, str(scratch), signatures=signatures)
+        os.makedirs(os.path.join(export_dir, "variables"), exist_ok=True)
+        for name in os.listdir(scratch / "variables"):
+            if name.startswith("variables.data"):  # the new data, not yet its index
+                shutil.copy(scratch / "variables" / name, os.path.join(export_dir, "variables"))
+        raise _Killed()
+
+    monkeypatch.setattr(tf.saved_model, "save", killed_while_writing_variables)
+    with pytest.raises(_Killed):
+        export.export(other_modeldir, str(outdir), "saved_model")
+    monkeypatch.setattr(tf.saved_model, "save", real_save)
+    for key, value in _load_outputs(str(outdir), images).items():
+        np.testing.assert_allclose(value, expected[key], atol=1e-5)
+
+    # A re-export that finishes replaces the SavedModel and keeps the other files of the folder.
+    export.export(other_modeldir, str(outdir), "saved_model")
+    for key, value in _load_outputs(str(outdir), images).items():
+        np.testing.assert_allclose(value, other_expected[key], atol=1e-5)
+    assert (outdir / "model.tflite").read_bytes() == b"an earlier TFLite export"
+    assert sorted(os.listdir(tmp_path)) == ["exported", "model2", "scratch"]  # no leftovers

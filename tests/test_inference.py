@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import subprocess
@@ -248,3 +249,119 @@ def test_cli_runs_the_saved_model_and_fails_only_when_nothing_was_processed(mode
     missing = subprocess.run(command[:2] + [f"--modeldir={tmp_path}"], env=environment,
                              capture_output=True, text=True, timeout=300)
     assert missing.returncode != 0 and "missing model.keras and config.json" in missing.stderr
+
+
+# --- Reliability (issue 15).
+
+def test_output_names_stay_readable_and_unique():
+    assert batch_inference.output_names(["clips/a/20.jpg", "1.jpg"]) == ["clips_a_20", "1"]
+    # Same stem, other extension: the extension tells them apart.
+    assert batch_inference.output_names(["1.jpg", "1.png", "2.jpg"]) == ["1_jpg", "1_png", "2"]
+    # "/" -> "_" makes these equal, extension and all: numbered in frame order.
+    assert batch_inference.output_names(["clips/a.jpg", "clips_a.jpg"]) == ["clips_a_jpg",
+                                                                            "clips_a_jpg_2"]
+    # A number never takes another frame's own name.
+    names = batch_inference.output_names(["b/c.jpg", "b_c.jpg", "b_c_jpg_2.png"])
+    assert names == ["b_c_jpg", "b_c_jpg_3", "b_c_jpg_2"]
+    paths = ["x.jpg", "x.png", "x", "x_jpg.jpg", "y/x.jpg", "y_x.jpg", "y_x_jpg.png", "x.jpg"]
+    assert len(set(batch_inference.output_names(paths))) == len(paths)
+
+
+def test_frames_sharing_a_stem_keep_their_own_outputs(crafted_predictor, tmp_path):
+    # Issue 15 item 9: 1.jpg and 1.png both wrote 1_*.png.
+    indir = tmp_path / "in"
+    indir.mkdir()
+    cv2.imwrite(str(indir / "1.jpg"), np.zeros((72, 128, 3), np.uint8))
+    cv2.imwrite(str(indir / "1.png"), np.zeros((90, 160, 3), np.uint8))
+    summary = batch_inference.run(crafted_predictor, batch_inference.list_jobs(str(indir)),
+                                  str(tmp_path / "out"))
+    assert summary["processed"] == 2
+    assert cv2.imread(str(tmp_path / "out" / "1_jpg_overlay.png")).shape == (72, 128, 3)
+    assert cv2.imread(str(tmp_path / "out" / "1_png_overlay.png")).shape == (90, 160, 3)
+
+
+def test_tasks_whose_names_clash_keep_their_own_outputs(crafted_predictor, tmp_path):
+    # Issue 15 item 9: raw_files clips/a.jpg and clips_a.jpg both wrote clips_a_*.png.
+    root = tmp_path / "root"
+    (root / "clips").mkdir(parents=True)
+    cv2.imwrite(str(root / "clips" / "a.jpg"), np.zeros((72, 128, 3), np.uint8))
+    cv2.imwrite(str(root / "clips_a.jpg"), np.zeros((90, 160, 3), np.uint8))
+    tasks = tmp_path / "tasks.json"
+    tasks.write_text("".join(json.dumps({"raw_file": raw_file, "h_samples": [40, 50]}) + "\n"
+                             for raw_file in ("clips/a.jpg", "clips_a.jpg")))
+    jobs = batch_inference.list_jobs(str(root), str(tasks))
+    batch_inference.run(crafted_predictor, jobs, str(tmp_path / "out"))
+    assert cv2.imread(str(tmp_path / "out" / "clips_a_jpg_overlay.png")).shape == (72, 128, 3)
+    assert cv2.imread(str(tmp_path / "out" / "clips_a_jpg_2_overlay.png")).shape == (90, 160, 3)
+    # Jobs built by hand must not share a name either.
+    clash = [jobs[0], dataclasses.replace(jobs[1], name=jobs[0].name)]
+    with pytest.raises(ValueError,
+                       match="several frames would write the outputs named 'clips_a_jpg'"):
+        batch_inference.run(crafted_predictor, clash, str(tmp_path / "out2"))
+
+
+def _tasks(tmp_path, *records):
+    path = tmp_path / "tasks.json"
+    path.write_text("".join((record if isinstance(record, str) else json.dumps(record)) + "\n"
+                            for record in records))
+    return str(path)
+
+
+@pytest.mark.parametrize("raw_file", ["../outside.jpg", "ABSOLUTE", "link.jpg"])
+def test_task_frames_outside_indir_are_refused(tmp_path, raw_file):
+    # Issue 15 item 10: inference read frames the converter refuses.
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "outside.jpg"
+    cv2.imwrite(str(outside), np.zeros((8, 8, 3), np.uint8))
+    os.symlink(outside, root / "link.jpg")
+    cv2.imwrite(str(root / "inside.jpg"), np.zeros((8, 8, 3), np.uint8))
+    raw_file = str(outside) if raw_file == "ABSOLUTE" else raw_file
+    tasks = _tasks(tmp_path, {"raw_file": "inside.jpg", "h_samples": [1]},
+                   {"raw_file": raw_file, "h_samples": [1]})
+    with pytest.raises(ValueError) as error:
+        batch_inference.list_jobs(str(root), tasks)
+    assert str(error.value) == (f"{tasks}:2: raw_file {raw_file!r} resolves outside --indir "
+                                f"{str(root)!r}, refused")
+    # An absolute path inside --indir is fine, as in the converter.
+    tasks = _tasks(tmp_path, {"raw_file": str(root / "inside.jpg"), "h_samples": [1]})
+    assert [job.name for job in batch_inference.list_jobs(str(root), tasks)] == ["inside"]
+
+
+def test_a_missing_tasks_file_is_a_one_line_error(tmp_path):
+    # Issue 15 item 14: a FileNotFoundError traceback.
+    with pytest.raises(ValueError,
+                       match=r"^--tusimple_tasks '.*nope.json' does not exist or is not a file$"):
+        batch_inference.list_jobs(str(tmp_path), str(tmp_path / "nope.json"))
+
+
+@pytest.mark.parametrize("record, reason", [
+    ({"raw_file": "a.jpg", "h_samples": [160, "x"]}, "h_samples must be a list of numbers"),
+    ({"raw_file": "a.jpg", "h_samples": 5}, "h_samples must be a list of numbers"),
+    ({"raw_file": "a.jpg", "h_samples": [160, float("nan")]},
+     "h_samples[1] is not a row of the frame: nan"),
+    ({"raw_file": "a.jpg", "h_samples": [170, 160]},
+     "h_samples must be strictly increasing, but h_samples[1] = 160 follows 170"),
+    ({"raw_file": 7, "h_samples": [160]}, "raw_file must be a non-empty string"),
+    ('"just a string"', "not a JSON object"),
+])
+def test_bad_task_lines_name_the_file_and_line(tmp_path, record, reason):
+    # Issue 15 item 18: bad h_samples raised an error naming neither file nor line.
+    tasks = _tasks(tmp_path, {"raw_file": "b.jpg", "h_samples": [160]}, record)
+    with pytest.raises(ValueError) as error:
+        batch_inference.list_jobs(str(tmp_path), tasks)
+    assert str(error.value) == f"{tasks}:2: {reason}"
+
+
+@pytest.mark.slow
+def test_cli_missing_tasks_file_exits_with_one_line(modeldir, tmp_path):
+    environment = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, os.path.join(REPO, "inference.py"),
+                           f"--modeldir={modeldir}", f"--indir={tmp_path}",
+                           f"--tusimple_tasks={tmp_path / 'nope.json'}",
+                           f"--outdir={tmp_path / 'out'}"],
+                          env=environment, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (f"inference.py: --tusimple_tasks "
+                                            f"'{tmp_path / 'nope.json'}' does not exist or is not a file")

@@ -11,10 +11,13 @@ valid trainId gets its own id 1..K; crowd/group regions (thing pixels with an id
 instances of ignored classes (caravan, trailer: trainId 255) get instance 0. Images are resized to
 height x width and stored as JPEG (quality 95); labels are resized with nearest neighbour before
 the ids are mapped, so instances that vanish in the resize do not use up an id.
+
+A frame with a missing, empty or unreadable file, an instanceIds PNG that is not 16-bit (8 bits
+keep the ids mod 256, losing every instance) or files of different sizes is reported as
+`FILE: reason` and skipped.
 """
 import argparse
 import glob
-import json
 import os
 import sys
 
@@ -129,25 +132,31 @@ def _read_png(path, flags, what):
                                 else f"image not found: {path}") from None
     except OSError as error:
         raise writer.FrameError(f"cannot read {what}: {error.strerror}", location=path) from None
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if not data:
+        raise writer.FrameError(f"empty file (0 bytes) ({what})", location=path)
+    try:
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error:
+        decoded = None
     if decoded is None:
         raise writer.FrameError(f"unreadable PNG ({what})", location=path)
     return decoded
 
 
-def _read_label_map(path, what):
+def _read_label_map(path, what, dtypes):
     label_map = _read_png(path, cv2.IMREAD_UNCHANGED, what)
-    if label_map.ndim != 2 or label_map.dtype not in (np.uint8, np.uint16):
-        raise writer.FrameError(
-            f"{what} must be a single-channel 8- or 16-bit PNG, got {label_map.dtype} {label_map.shape}",
-            location=path)
+    if label_map.ndim != 2 or label_map.dtype not in dtypes:
+        bits = " or ".join(str(np.dtype(dtype).itemsize * 8) for dtype in dtypes)
+        raise writer.FrameError(f"{what} must be a single-channel {bits}-bit PNG, got "
+                                f"{label_map.dtype} {label_map.shape}", location=path)
     return label_map
 
 
 def build_example(payload, height, width, table):
     """Builds the serialized Example of one frame (payload from `find_frames`)."""
-    label_ids = _read_label_map(payload["label_ids"], "labelIds")
-    instance_ids = _read_label_map(payload["instance_ids"], "instanceIds")
+    label_ids = _read_label_map(payload["label_ids"], "labelIds", (np.uint8, np.uint16))
+    # Instance ids are labelId * 1000 + n: an 8-bit map has lost them (kept mod 256).
+    instance_ids = _read_label_map(payload["instance_ids"], "instanceIds", (np.uint16,))
     image = cv2.cvtColor(_read_png(payload["image"], cv2.IMREAD_COLOR, "image"), cv2.COLOR_BGR2RGB)
     sizes = {"image": image.shape[:2], "labelIds": label_ids.shape, "instanceIds": instance_ids.shape}
     if len(set(sizes.values())) != 1:
@@ -180,10 +189,11 @@ def _merged_info(path, split, count, skipped, height, width):
     }
     if os.path.exists(path):
         try:
-            with open(path, encoding="utf-8") as stream:
-                previous = json.load(stream)
-        except (OSError, ValueError) as error:
-            logging.warning("%s: not readable JSON (%s); writing it afresh", path, error)
+            previous = writer.read_dataset_info(path)
+            if not isinstance(previous.get("skipped", {}), dict):
+                raise ValueError(f"{path}: \"skipped\" is not a JSON object")
+        except ValueError as error:
+            logging.warning("%s; writing it afresh", error)
             previous = None
         if previous is not None:
             if (previous.get("dataset"), previous.get("height"), previous.get("width")) == (
@@ -214,6 +224,11 @@ def convert(srcdir, outdir, split, height=512, width=1024, strict=False,
 
     Returns:
         dict with "counts" ({split: n}), "skipped" (list of "FILE: reason") and "shards".
+
+    Raises:
+        writer.BadInputError: strict, and a frame is bad; nothing written.
+        writer.NothingConvertedError: every frame is bad; nothing written.
+        ValueError: bad arguments, or `srcdir` holds no frame of `split`.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")

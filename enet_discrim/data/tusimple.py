@@ -5,7 +5,12 @@
 
 TuSimple ships label files (`label_data_*.json`, `test_label.json`) with one JSON object per line:
 `raw_file` (the frame, relative to the label file's folder), `h_samples` (the rows sampled) and
-`lanes` (per lane, one x per row of h_samples; x < 0, i.e. -2, means the lane has no point there).
+`lanes` (per lane, one x per row of h_samples; x < 0, i.e. -2, means the lane has no point there),
+all in the frame's own pixel coordinates. h_samples must be whole, strictly increasing rows inside
+the frame, and every x a finite number below the frame's width (`check_h_samples`,
+`check_label_values`, `check_frame_size`): a line that breaks this, like one whose frame is empty,
+unreadable or missing, is reported as `FILE:LINE: reason` and skipped.
+
 Each frame is resized to height x width and stored as JPEG (quality 95). Each lane with at least
 one point becomes one instance (ids 1..K in the order of `lanes`), drawn as a polyline through its
 points; semantic is 1 on every lane pixel and 0 elsewhere.
@@ -14,6 +19,7 @@ import argparse
 import fnmatch
 import hashlib
 import json
+import math
 import os
 import sys
 
@@ -31,6 +37,9 @@ IMAGE_FORMAT = "jpeg"
 JPEG_QUALITY = 95
 # Fixed sub-pixel precision of the polyline vertices (cv2 `shift`): 4 bits = 1/16 pixel.
 _SUBPIXEL_BITS = 4
+# A coordinate is an int32 pixel position (as OpenCV draws them); anything larger, say -1e300,
+# is no marker of a missing point but a broken label.
+_COORDINATE_LIMIT = 2 ** 31
 
 
 def find_label_files(srcdir):
@@ -128,8 +137,9 @@ def parse_label_line(line):
         dict with "raw_file" (str), "lanes" (list of lists of float), "h_samples" (list of float).
 
     Raises:
-        writer.FrameError: the line is not JSON, misses a key, or has a lane whose length differs
-            from h_samples.
+        writer.FrameError: the line is not JSON, misses a key, has a raw_file that is no usable
+            path, h_samples that are not whole increasing rows, a lane whose length differs from
+            h_samples, or a lane x that is not a pixel coordinate (NaN, Infinity, 1e300).
     """
     try:
         record = json.loads(line)
@@ -141,22 +151,75 @@ def parse_label_line(line):
     if missing:
         raise writer.FrameError(f"missing key(s) {', '.join(missing)}")
     raw_file, lanes, h_samples = record["raw_file"], record["lanes"], record["h_samples"]
-    if not isinstance(raw_file, str) or not raw_file:
-        raise writer.FrameError("raw_file must be a non-empty string")
-    if not _is_number_list(h_samples):
-        raise writer.FrameError("h_samples must be a list of numbers")
+    check_raw_file(raw_file)
+    check_h_samples(h_samples)
     if not isinstance(lanes, list) or not all(_is_number_list(lane) for lane in lanes):
         raise writer.FrameError("lanes must be a list of lists of numbers")
     for index, lane in enumerate(lanes):
         if len(lane) != len(h_samples):
             raise writer.FrameError(
                 f"lane {index} has {len(lane)} points but h_samples has {len(h_samples)}")
+    check_label_values(lanes)
     return {"raw_file": raw_file, "lanes": lanes, "h_samples": h_samples}
 
 
 def _is_number_list(value):
     return isinstance(value, list) and all(
         isinstance(item, (int, float)) and not isinstance(item, bool) for item in value)
+
+
+def check_raw_file(raw_file):
+    """Raises writer.FrameError unless `raw_file` is a non-empty string usable as a path."""
+    if not isinstance(raw_file, str) or not raw_file:
+        raise writer.FrameError("raw_file must be a non-empty string")
+    if "\0" in raw_file:
+        raise writer.FrameError(f"raw_file {raw_file!r} contains a NUL byte")
+
+
+def check_h_samples(h_samples):
+    """Raises writer.FrameError unless `h_samples` is a list of whole, non-negative rows in
+    strictly increasing order (the frame's height is checked by `check_frame_size`)."""
+    if not _is_number_list(h_samples):
+        raise writer.FrameError("h_samples must be a list of numbers")
+    for index, y in enumerate(h_samples):
+        if not math.isfinite(y) or y < 0 or y >= _COORDINATE_LIMIT or y != int(y):
+            raise writer.FrameError(f"h_samples[{index}] is not a row of the frame: {y!r}")
+    for index in range(1, len(h_samples)):
+        if h_samples[index] <= h_samples[index - 1]:
+            raise writer.FrameError(
+                f"h_samples must be strictly increasing, but h_samples[{index}] = "
+                f"{h_samples[index]!r} follows {h_samples[index - 1]!r}")
+
+
+def check_label_values(lanes):
+    """Raises writer.FrameError for a lane x that is not finite or not an int32 pixel position
+    (negative x marks a missing point; the frame's width is checked by `check_frame_size`)."""
+    for lane_index, lane in enumerate(lanes):
+        for index, x in enumerate(lane):
+            if not math.isfinite(x) or abs(x) >= _COORDINATE_LIMIT:
+                raise writer.FrameError(
+                    f"lane {lane_index} point {index} is not a pixel coordinate: {x!r}")
+
+
+def check_frame_size(path, frame_size, lanes, h_samples):
+    """Raises writer.FrameError when the labels do not fit the frame they are given for.
+
+    Labels are in the frame's own pixel coordinates: every row of h_samples must lie above the
+    frame's bottom and every lane point (x >= 0) left of its right edge.
+
+    Args:
+        path: the frame, for the message.
+        frame_size: (height, width) of the decoded frame.
+        lanes, h_samples: the frame's checked labels (`parse_label_line`).
+    """
+    height, width = frame_size
+    if h_samples and max(h_samples) >= height:
+        raise writer.FrameError(
+            f"frame {path} is {width}x{height}, but its h_samples reach row {max(h_samples)!r}")
+    for index, lane in enumerate(lanes):
+        if lane and max(lane) >= width:
+            raise writer.FrameError(
+                f"frame {path} is {width}x{height}, but lane {index} reaches x={max(lane)!r}")
 
 
 def resolve_inside(root, folder, relative):
@@ -175,6 +238,8 @@ def resolve_inside(root, folder, relative):
     Raises:
         writer.FrameError: the path resolves outside `root`.
     """
+    if "\0" in relative:
+        raise writer.FrameError(f"raw_file {relative!r} contains a NUL byte")
     real_root = os.path.realpath(root)
     resolved = os.path.realpath(os.path.join(folder, relative))
     if os.path.commonpath([real_root, resolved]) != real_root:
@@ -224,7 +289,12 @@ def read_image(path):
         raise writer.FrameError(f"image not found: {path}") from None
     except OSError as error:
         raise writer.FrameError(f"cannot read image {path}: {error.strerror}") from None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if not data:
+        raise writer.FrameError(f"empty image file (0 bytes): {path}")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
     if image is None:
         raise writer.FrameError(f"unreadable image (not a decodable image file): {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -234,6 +304,7 @@ def build_example(payload, height, width):
     """Builds the serialized Example of one frame (payload from `read_label_files`)."""
     image = read_image(payload["path"])
     source_size = image.shape[:2]
+    check_frame_size(payload["path"], source_size, payload["lanes"], payload["h_samples"])
     # INTER_AREA averages the source pixels when shrinking (no aliasing); bilinear when enlarging.
     shrinking = source_size[0] >= height and source_size[1] >= width
     resized = cv2.resize(image, (width, height),
@@ -260,6 +331,11 @@ def convert(srcdir, outdir, height=256, width=512, val_fraction=0.1, strict=Fals
     Returns:
         dict with "counts" ({"train": n, "val": n}), "skipped" (list of "FILE:LINE: reason") and
         "shards" (split -> list of paths).
+
+    Raises:
+        writer.BadInputError: strict, and a line is bad; nothing written.
+        writer.NothingConvertedError: no frame converted (none there, or all bad); nothing written.
+        ValueError: bad arguments, or `srcdir` holds no label file.
     """
     if not 0.0 <= val_fraction <= 1.0:
         raise ValueError(f"val_fraction must lie in [0, 1], got {val_fraction}")
@@ -270,6 +346,9 @@ def convert(srcdir, outdir, height=256, width=512, val_fraction=0.1, strict=Fals
     if not is_tusimple_root(srcdir):
         raise ValueError(f"no TuSimple label files ({', '.join(LABEL_FILE_PATTERNS)}) under {srcdir}")
     frames, problems = read_label_files(srcdir, val_fraction)
+    if not frames and not problems:
+        raise writer.NothingConvertedError(
+            [], f"TuSimple: the label files under {srcdir} hold no label line")
     logging.info("TuSimple: %d frames in the label files of %s, %d bad lines", len(frames), srcdir,
                  len(problems))
     summary = writer.convert_frames(

@@ -9,10 +9,13 @@ Atomicity: shards are first written into a hidden temporary folder inside the ou
 only moved (`os.replace`) to their final names `SPLIT-00000-of-00003.tfrecord` once every frame has
 been converted, because the shard count in the name is not known earlier. An interrupted run
 therefore leaves the previous shards untouched and no file with a shard's name; with strict=True
-any bad frame discards the temporary folder, so nothing is written at all.
+any bad frame discards the temporary folder, so nothing is written at all. A killed run leaves its
+temporary folder behind (`.tmp-convert-<pid>-*`): the next run into the same output folder deletes
+it, once its process is gone. A run that converts no frame at all is an error and writes nothing.
 """
 import concurrent.futures
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -57,6 +60,23 @@ class BadInputError(ValueError):
         super().__init__(f"{len(self.problems)} bad input item(s), nothing written:\n{listing}")
 
 
+class NothingConvertedError(ValueError):
+    """Raised when a conversion would write no frame at all; nothing has been written.
+
+    Attributes:
+        problems: list of "FILE[:LINE]: reason" (empty when there was no frame to convert).
+    """
+
+    def __init__(self, problems, description="conversion"):
+        self.problems = list(problems)
+        if self.problems:
+            message = (f"{description}: nothing converted, all {len(self.problems)} input item(s) "
+                       f"are bad (each is reported above), first: {self.problems[0]}")
+        else:
+            message = f"{description}: nothing to convert"
+        super().__init__(message)
+
+
 @dataclasses.dataclass(frozen=True)
 class Frame:
     """One image to convert.
@@ -90,6 +110,30 @@ def write_json_atomic(path, content):
     atomic.write_json(path, content, temp_prefix=_TEMP_PREFIX)
 
 
+def read_dataset_info(path):
+    """The `dataset_info.json` a converter wrote, as a dict.
+
+    Raises:
+        ValueError: `PATH: reason` when the file cannot be read, is not UTF-8 JSON, is not a JSON
+            object, or holds a "counts" that is not an object.
+    """
+    try:
+        with open(path, encoding="utf-8") as stream:
+            info = json.load(stream)
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno} column "
+                         f"{error.colno})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: not a JSON object but {type(info).__name__}")
+    if not isinstance(info.get("counts", {}), dict):
+        raise ValueError(f"{path}: \"counts\" is not a JSON object")
+    return info
+
+
 class ShardWriter:
     """Collects serialized Examples per split into temporary shards; `commit` publishes them.
 
@@ -108,10 +152,14 @@ class ShardWriter:
         self.outdir = outdir
         self.splits = tuple(splits)
         self.shard_size = shard_size
+        if os.path.lexists(outdir) and not os.path.isdir(outdir):
+            raise ValueError(f"output folder {outdir} exists and is not a folder")
         self._created_outdir = not os.path.isdir(outdir)
         os.makedirs(outdir, exist_ok=True)
+        for leftover in atomic.remove_leftovers(outdir, _TEMP_PREFIX):
+            logging.info("Removed the leftover of a killed run: %s", leftover)
         # Inside outdir so that os.replace stays on one file system (a rename, hence atomic).
-        self._tempdir = tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=outdir)
+        self._tempdir = tempfile.mkdtemp(prefix=atomic.process_prefix(_TEMP_PREFIX), dir=outdir)
         self._counts = {split: 0 for split in self.splits}
         self._writers = {}
         self._temp_shards = {split: [] for split in self.splits}
@@ -229,6 +277,10 @@ def convert_frames(frames, build_example, outdir, splits, problems=(), strict=Fa
     Returns:
         dict with "counts" (split -> frames written), "skipped" (list of "FILE[:LINE]: reason")
         and "shards" (split -> list of shard paths).
+
+    Raises:
+        BadInputError: strict, and some frame or problem is bad; nothing written.
+        NothingConvertedError: no frame could be converted (or there was none); nothing written.
     """
     problems = list(problems)
     for problem in problems:
@@ -251,5 +303,7 @@ def convert_frames(frames, build_example, outdir, splits, problems=(), strict=Fa
         if strict and problems:
             raise BadInputError(problems)
         counts = dict(writer.counts)
+        if not sum(counts.values()):
+            raise NothingConvertedError(problems, description)
         shards = writer.commit()
     return {"counts": counts, "skipped": problems, "shards": shards}

@@ -158,6 +158,8 @@ def evaluate(dataset_dir, results_dir, split="val"):
         args.instLabels = []
         try:
             predictions = [evaluator.getPrediction(gt, args) for gt in ground_truth]
+            for text_path, gt_path in zip(predictions, ground_truth):
+                check_prediction_file(text_path, gt_path)
             result = evaluator.evaluateImgLists(predictions, ground_truth, args)
         except SystemExit as error:  # a helper outside the patched module gave up
             raise CityscapesEvaluationError(f"official evaluator exited: {error}") from None
@@ -168,6 +170,50 @@ def evaluate(dataset_dir, results_dir, split="val"):
         "classes": {name: {"ap": float(values["ap"]), "ap50": float(values["ap50%"])}
                     for name, values in averages["classes"].items()},
     }
+
+
+def check_prediction_file(text_path, gt_path):
+    """Checks what the official evaluator would meet with a traceback naming no file: each line's
+    mask must be a readable image of the ground truth's size, its label id and confidence numbers.
+    (Lines that are not `mask labelId confidence` are left to the evaluator, which names them.)
+
+    Args:
+        text_path: a results `<stem>.txt`.
+        gt_path: the `*_gtFine_instanceIds.png` it is evaluated against.
+
+    Raises:
+        CityscapesEvaluationError: `TEXT:LINE: reason`.
+    """
+    from PIL import Image  # the official evaluator's image reader; reads only the header here
+
+    with Image.open(gt_path) as gt_image:
+        gt_width, gt_height = gt_image.size
+    with open(text_path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            fields = line.split(" ")
+            if len(fields) != 3:
+                continue
+            where = f"{text_path}:{number}"
+            try:
+                int(float(fields[1]))
+                float(fields[2])
+            except ValueError:
+                raise CityscapesEvaluationError(
+                    f"{where}: label id and confidence must be numbers, got {line.strip()!r}"
+                ) from None
+            mask_path = os.path.join(os.path.dirname(text_path), fields[0])
+            try:
+                with Image.open(mask_path) as mask:
+                    width, height = mask.size
+            except FileNotFoundError:
+                raise CityscapesEvaluationError(f"{where}: mask {mask_path} not found") from None
+            except OSError:  # PIL.UnidentifiedImageError included
+                raise CityscapesEvaluationError(
+                    f"{where}: mask {mask_path} is not a readable image") from None
+            if (width, height) != (gt_width, gt_height):
+                raise CityscapesEvaluationError(
+                    f"{where}: mask {mask_path} is {width}x{height} but the ground truth "
+                    f"{gt_path} is {gt_width}x{gt_height}")
 
 
 def format_results(result):

@@ -1,0 +1,113 @@
+"""Faults across modules (issue 15): the atomic folder writer under kills, a damaged model file."""
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from enet_discrim import atomic, model_dir
+from enet_discrim.model_dir import InferenceSettings
+
+
+def _dead_pid():
+    """The id of a process that has exited."""
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout)
+
+
+def _write_files(files):
+    def write(folder):
+        for name, text in files.items():
+            with open(os.path.join(folder, name), "w") as stream:
+                stream.write(text)
+    return write
+
+
+def _contents(folder):
+    return {name: open(os.path.join(folder, name)).read() for name in sorted(os.listdir(folder))}
+
+
+def test_write_folder_replaces_the_folder_and_keeps_its_other_files(tmp_path):
+    target = tmp_path / "export"
+    assert atomic.write_folder(str(target), _write_files({"a": "1", "b": "1"})) == str(target)
+    assert _contents(target) == {"a": "1", "b": "1"}
+    assert oct(os.stat(target).st_mode & 0o777) == oct(0o755)
+    (target / "other").write_text("kept")
+    atomic.write_folder(str(target), _write_files({"a": "2"}))
+    assert _contents(target) == {"a": "2", "b": "1", "other": "kept"}
+    assert os.listdir(tmp_path) == ["export"]
+
+
+def test_write_folder_failing_leaves_the_earlier_folder(tmp_path):
+    target = tmp_path / "export"
+    atomic.write_folder(str(target), _write_files({"a": "1"}))
+
+    def fail(folder):
+        _write_files({"a": "half"})(folder)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic.write_folder(str(target), fail)
+    assert _contents(target) == {"a": "1"} and os.listdir(tmp_path) == ["export"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        atomic.write_folder(str(tmp_path / "file"), _write_files({}))
+
+
+def test_write_folder_puts_back_a_folder_left_aside_by_a_killed_run(tmp_path):
+    # Killed between the two renames: the earlier folder waits aside, the target is missing.
+    pid = _dead_pid()
+    aside = tmp_path / f".export.tmp-{pid}-abcd1234-old"
+    aside.mkdir()
+    (aside / "a").write_text("earlier")
+    half_written = tmp_path / f".export.tmp-{pid}-efgh5678"
+    half_written.mkdir()
+    live = tmp_path / f".export.tmp-{os.getppid()}-ijkl9012"  # another run, still writing
+    live.mkdir()
+
+    def fail(folder):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic.write_folder(str(tmp_path / "export"), fail)
+    assert _contents(tmp_path / "export") == {"a": "earlier"}
+    assert sorted(os.listdir(tmp_path)) == sorted(["export", live.name])
+
+
+def test_leftovers_are_those_of_finished_processes(tmp_path):
+    pid = _dead_pid()
+    for name in (f".tmp-x-{pid}-a", ".tmp-x-untagged", f".tmp-x-{os.getpid()}-b",
+                 f".tmp-x-{os.getppid()}-c", "unrelated"):
+        (tmp_path / name).write_text("")
+    assert atomic.leftovers(str(tmp_path), ".tmp-x-") == [
+        str(tmp_path / f".tmp-x-{pid}-a"), str(tmp_path / ".tmp-x-untagged")]
+
+
+@pytest.fixture
+def settings_only_folder(tmp_path):
+    settings = InferenceSettings(dataset="tusimple", height=32, width=64, num_classes=2,
+                                 embedding_dim=4)
+    model_dir.write_settings(str(tmp_path), settings)
+    return tmp_path
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("garbage", r"not a Keras model file \(not a zip archive"),
+    ("empty", r"not a Keras model file \(not a zip archive"),
+    ("zip without a model", r"not a loadable Keras model, the archive is damaged"),
+])
+def test_a_damaged_model_file_is_not_reported_as_missing(settings_only_folder, damage, message):
+    # Issue 15 item 16: a corrupt or non-zip model.keras reported "File not found".
+    path = settings_only_folder / "model.keras"
+    if damage == "garbage":
+        path.write_bytes(b"\x00garbage" * 100)
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("notes.txt", json.dumps({"not": "a model"}))
+    with pytest.raises(ValueError, match=f"^{path}: {message}") as error:
+        model_dir.load(str(settings_only_folder))
+    assert "not found" not in str(error.value)
