@@ -129,7 +129,7 @@ def _stray_segments(ys, xs, map_rows, horizon, degree, tolerance, slack_per_row,
 
 def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMPLES, degree=2,
               min_points=DEFAULT_MIN_POINTS, top_trim=0.0, lane_model="polynomial",
-              bridge_gaps=False, extend_bottom=0.0):
+              bridge_gaps=False, extend_bottom=0.0, max_lanes=None):
     """Fit each lane instance with a curve x = f(y) and sample it at `h_samples`.
 
     Each instance is reduced to one point per covered map row (its mean column), so wide near
@@ -164,7 +164,9 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
     Points farther than `_OUTLIER_MAP_COLUMNS` map columns (and 3 robust standard deviations)
     from the fit are pixels that clustering gave to the wrong lane: the lane is refitted without
     them, and their rows do not count for its extent. Instances covering fewer than `min_points`
-    rows, or with no valid sample, are dropped.
+    rows, or with no valid sample, are dropped. With `max_lanes`, only the lanes nearest the
+    frame's centre at its bottom row are kept: TuSimple's annotators label the ego lane's lines
+    and their neighbours', not every line in view.
 
     Args:
         instance_map: int [h, w] network-resolution instance map, 0 background, > 0 instances.
@@ -176,6 +178,7 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
         lane_model: one of LANE_MODELS.
         bridge_gaps: report a lane on every row between its first and last map row.
         extend_bottom: map rows (>= 0) below a lane's last map row on which it is still reported.
+        max_lanes: the most lanes returned (>= 1), or None for all.
 
     Returns:
         list of lanes, each a list of len(h_samples) ints, ordered left to right by the fitted x
@@ -188,6 +191,8 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
         raise ValueError(f"degree must be >= 1, got {degree}")
     if top_trim < 0:
         raise ValueError(f"top_trim must be >= 0, got {top_trim}")
+    if max_lanes is not None and max_lanes < 1:
+        raise ValueError(f"max_lanes must be >= 1 or None, got {max_lanes}")
     if extend_bottom < 0:
         raise ValueError(f"extend_bottom must be >= 0, got {extend_bottom}")
     if lane_model not in LANE_MODELS:
@@ -251,9 +256,12 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
         if not valid.any():
             continue
         lane = np.where(valid, sampled_x, _MISSING).astype(int).tolist()
-        fitted.append((bottom_x, lane))
+        off_centre = abs(float(curve(np.array([frame_height - 1.0]))[0]) - (frame_width - 1) / 2)
+        fitted.append((bottom_x, lane, off_centre if np.isfinite(off_centre) else np.inf))
+    if max_lanes is not None and len(fitted) > max_lanes:
+        fitted = sorted(fitted, key=lambda item: item[2])[:max_lanes]
     fitted.sort(key=lambda item: item[0])
-    return [lane for _, lane in fitted]
+    return [lane for _, lane, _ in fitted]
 
 
 def tusimple_line(raw_file, lanes, h_samples, run_time_ms):

@@ -36,6 +36,9 @@ LANE_MIN_CONFIDENCE = 0.5
 LANE_BRIDGE_GAPS = True
 #: Map rows below a lane's last one on which it is still reported.
 LANE_EXTEND_BOTTOM = 5.0
+#: TuSimple's annotators label the ego lane's lines and their neighbours': 4 lines (a fifth in
+#: some frames, for which the official metric forgives one miss).
+LANE_MAX_LANES = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +62,7 @@ class InferenceSettings:
         lane_top_trim: map rows trimmed from the top of each lane (`lanes.fit_lanes`).
         lane_bridge_gaps: report a lane through its gaps (`lanes.fit_lanes(bridge_gaps=)`).
         lane_extend_bottom: map rows a lane is reported below its last one (>= 0).
+        max_lanes: the most lanes reported per frame, those nearest the frame's centre (None: all).
     """
 
     dataset: str
@@ -78,6 +82,7 @@ class InferenceSettings:
     lane_top_trim: float = 0.0
     lane_bridge_gaps: bool = False
     lane_extend_bottom: float = 0.0
+    max_lanes: int | None = None
 
     def __post_init__(self):
         problems = self.problems()
@@ -108,6 +113,8 @@ class InferenceSettings:
         for name in ("cluster_all", "lane_bridge_gaps"):
             if not isinstance(getattr(self, name), bool):
                 found.append(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.max_lanes is not None and (not _is_int(self.max_lanes) or self.max_lanes < 1):
+            found.append(f"max_lanes must be a positive integer or null, got {self.max_lanes!r}")
         if self.lane_model not in LANE_MODELS:
             found.append(f"lane_model must be one of {', '.join(LANE_MODELS)}, got {self.lane_model!r}")
         if not all(_is_int(c) and 0 <= c < (self.num_classes if _is_int(self.num_classes) else 0)
@@ -163,6 +170,7 @@ class InferenceSettings:
             lane_top_trim=lane_top_trim if lanes else 0.0,
             lane_bridge_gaps=LANE_BRIDGE_GAPS if lanes else False,
             lane_extend_bottom=LANE_EXTEND_BOTTOM if lanes else 0.0,
+            max_lanes=LANE_MAX_LANES if lanes else None,
         )
 
     def replace(self, **changes):

@@ -154,7 +154,8 @@ class Predictor:
 
         fitted = (lanes.fit_lanes(instances, frame_height, frame_width, h_samples, top_trim=self.lane_top_trim,
                                   lane_model=self.lane_model, bridge_gaps=self.settings.lane_bridge_gaps,
-                                  extend_bottom=self.settings.lane_extend_bottom)
+                                  extend_bottom=self.settings.lane_extend_bottom,
+                                  max_lanes=self.settings.max_lanes)
                   if self.is_lanes else None)
         done = time.perf_counter()
         return Prediction(

@@ -172,6 +172,23 @@ def test_extend_bottom_reports_the_rows_just_below_the_lane():
         fit_lanes(instance_map, 720, 1280, extend_bottom=-1)
 
 
+def test_max_lanes_keeps_the_lanes_nearest_the_frame_centre_at_its_bottom():
+    instance_map = np.zeros(MAP_SHAPE, np.int32)
+    # Six vertical lanes; frame x = (col + 0.5) * 2.5 - 0.5, the frame centre is 639.5.
+    columns = (20, 120, 200, 300, 380, 490)  # frame x 51, 301, 501, 751, 951, 1226
+    for lane_id, col in enumerate(columns, start=1):
+        instance_map[100:, col - 1:col + 2] = lane_id
+    everything = fit_lanes(instance_map, 720, 1280)
+    kept = fit_lanes(instance_map, 720, 1280, max_lanes=4)
+    bottom = [lane[-1] for lane in everything]
+    assert bottom == [round(_frame_x(col)) for col in columns]
+    # |x - 639.5|: 588, 338, 138, 112, 312, 587 -> the middle four, still left to right.
+    assert kept == everything[1:5]
+    assert fit_lanes(instance_map, 720, 1280, max_lanes=10) == everything
+    with pytest.raises(ValueError, match="max_lanes"):
+        fit_lanes(instance_map, 720, 1280, max_lanes=0)
+
+
 def test_rows_cut_by_the_frame_side_do_not_pull_the_lane_inwards():
     # A 13-pixel-wide straight lane, centre column 470 + (row - 200), leaving the map on the right.
     # Where the last column cuts it only its inner pixels are there (the lower 21 of its 56 rows);

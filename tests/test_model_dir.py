@@ -43,6 +43,7 @@ def test_missing_keys_take_the_defaults_of_the_dataclass(tmp_path):
     ({"lane_model": "cubic"}, "lane_model must be one of polynomial, hyperbola, got 'cubic'"),
     ({"lane_bridge_gaps": "yes"}, "lane_bridge_gaps must be true or false, got 'yes'"),
     ({"lane_extend_bottom": -1}, "lane_extend_bottom must be a number >= 0, got -1"),
+    ({"max_lanes": 0}, "max_lanes must be a positive integer or null, got 0"),
     ({"bandwidth": float("nan")}, "bandwidth must be a number > 0"),
     ({"thing_train_ids": [2]}, "thing_train_ids must be class ids below num_classes"),
     ({"colour": "red"}, "unknown key"),
@@ -77,6 +78,7 @@ def test_for_trained_model_sets_bandwidth_from_the_margins_and_lane_settings_onl
     assert city.thing_train_ids == tuple(range(11, 19))
     assert city.min_confidence == 0.0 and city.lane_top_trim == 0.0
     assert city.lane_bridge_gaps is False and city.lane_extend_bottom == 0.0
+    assert city.max_lanes is None
 
 
 def test_cli_set_changes_only_the_named_keys_and_refuses_bad_values(tmp_path, capsys):
