@@ -7,6 +7,7 @@ Each element is `(image float32 [B, H, W, 3] in 0..255, {"semantic": int32 [B, H
 frame's instance ids 1..K.
 """
 import os
+import re
 
 import tensorflow as tf
 
@@ -76,6 +77,38 @@ def resolve_files(file_pattern):
     if missing:
         raise ValueError(f"TFRecord files do not exist: {missing}")
     return files
+
+
+def check_records(files):
+    """Reads every record of each TFRecord file, checking its framing and checksums.
+
+    A reader of a truncated or corrupt file fails with `tf.errors.DataLossError` naming only an
+    offset; this names the file. It reads whole files, so callers run it after such an error
+    rather than before every run.
+
+    Args:
+        files: TFRecord paths.
+
+    Raises:
+        ValueError: `PATH: unreadable TFRecord (REASON)`, one line, for the first bad file.
+    """
+    for path in files:
+        try:
+            tf.data.TFRecordDataset(path).reduce(tf.constant(0, tf.int64), _count_record)
+        except tf.errors.DataLossError as error:
+            raise ValueError(f"{path}: unreadable TFRecord ({_error_reason(error.message)}); "
+                             "convert the dataset again") from None
+
+
+def _count_record(count, _):
+    return count + 1
+
+
+def _error_reason(message):
+    """A TensorFlow error message on one line, without its `{{function_node ...}}` and op."""
+    message = re.sub(r"\{\{[^}]*\}\}", "", message)
+    message = re.sub(r"\s*\[Op:[^\]]*\].*", "", message)
+    return " ".join(message.split())
 
 
 def _resize_all(image, semantic, instance, size):

@@ -85,11 +85,19 @@ class TrainConfig:
                 found.append(f"--{name} must be at least 1 when given, got {value}")
         if os.path.abspath(self.outdir) == os.path.abspath(self.srcdir):
             found.append(f"--outdir and --srcdir are the same folder ({self.outdir})")
+        for name in ("outdir", "logdir"):
+            blocking = _file_in_the_way(getattr(self, name))
+            if blocking == os.path.abspath(getattr(self, name)):
+                found.append(f"--{name} {getattr(self, name)!r} is a file, not a folder")
+            elif blocking:
+                found.append(f"--{name} {getattr(self, name)!r}: {blocking!r} is a file, not a folder")
         return found
 
     def validate(self):
         """Raises ValueError naming every problem at once."""
         found = self.problems()
+        if len(found) == 1:
+            raise ValueError(f"Invalid training settings: {found[0]}")
         if found:
             raise ValueError("Invalid training settings:\n  - " + "\n  - ".join(found))
 
@@ -108,6 +116,15 @@ class TrainConfig:
             for key in MODEL_DEFINING_KEYS
             if other.get(key) != getattr(self, key)
         }
+
+
+def _file_in_the_way(path):
+    """The existing file (not folder) at `path` or at the nearest of its parents that exists,
+    which would stop the folder `path` from being created; None when there is none."""
+    existing = os.path.abspath(path)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    return None if os.path.isdir(existing) else existing
 
 
 def write_json(path, values):

@@ -9,6 +9,7 @@
 
 import math
 import os
+import shutil
 import time
 
 import keras
@@ -16,9 +17,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from enet_discrim import atomic
 from enet_discrim import data as data_lib
 from enet_discrim import model_dir
+from enet_discrim.data import writer as data_writer
 from enet_discrim.data import tusimple as tusimple_data
+from enet_discrim.data.pipeline import check_records
 from enet_discrim.losses import class_weights_from_counts
 from enet_discrim.model import ENet
 from enet_discrim.training import summaries
@@ -29,6 +33,12 @@ MODEL_FILE = model_dir.MODEL_FILE
 INFERENCE_CONFIG_FILE = model_dir.CONFIG_FILE
 RUN_CONFIG_FILE = "train_config.json"
 CHECKPOINT_DIR = "checkpoints"
+#: The temporary file `model_dir.save` writes and then renames to model.keras.
+MODEL_TEMP_FILE = "model.tmp.keras"
+#: tf.train.Checkpoint writes ckpt-N_temp/ and then merges it into ckpt-N.index / .data-*.
+CHECKPOINT_TEMP_SUFFIX = "_temp"
+#: The checkpoint key of the step at which the current epoch began.
+EPOCH_START_KEY = "epoch_start_step/.ATTRIBUTES/VARIABLE_VALUE"
 CONVERTED_SUBDIR = "tfrecords"
 DATASET_INFO_FILE = "dataset_info.json"
 # Frames whose labels are read to estimate the class weights once.
@@ -42,6 +52,11 @@ class TrainingDivergedError(RuntimeError):
 def train(config, strategy=None):
     """Trains (or resumes training of) ENet with the discriminative loss.
 
+    Every check runs before anything is written to `config.outdir` or `config.logdir`. A run
+    resumes from the latest checkpoint, whichever step it was saved at; the checkpoint records
+    where its epoch began, so a changed `steps_per_epoch` applies from the epoch in progress. A
+    run that fails before its first checkpoint removes the folders and files it created.
+
     Args:
         config: `TrainConfig`.
         strategy: optional `tf.distribute.Strategy`; default from `config.strategy`.
@@ -51,38 +66,42 @@ def train(config, strategy=None):
         trained, None when nothing was left to train), "outdir".
 
     Raises:
-        ValueError: bad settings, a missing/empty srcdir, or an outdir of another configuration,
-            before anything is written.
+        ValueError: bad settings, a missing/empty srcdir, an outdir of another configuration, or
+            a truncated or corrupt TFRecord shard (named).
         TrainingDivergedError: NaN or Inf loss; the last good checkpoint stays.
     """
     config.validate()
-    records_dir, info = prepare_records(config)
     previous = _check_outdir(config)
+    records_dir, info = prepare_records(config)
     strategy = strategy or make_strategy(config.strategy)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(
             f"--batch_size {config.batch_size} must be a multiple of the {strategy.num_replicas_in_sync} replicas"
         )
-    if config.mixed_precision:
-        # float16 with loss scaling on GPUs; bfloat16 (no scaling needed) where there is none.
-        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
-        keras.mixed_precision.set_dtype_policy(policy)
-        logging.info("Mixed precision: %s", policy)
-    is_chief = _is_chief(strategy)
-    os.makedirs(config.outdir, exist_ok=True)
-
     train_files = data_lib.find_shards(records_dir, "train")
     val_files = data_lib.find_shards(records_dir, "val") if _has_shards(records_dir, "val") else []
+    callers_policy = keras.mixed_precision.global_policy()
+    try:
+        if config.mixed_precision:
+            # float16 with loss scaling on GPUs; bfloat16 (no scaling needed) where there is none.
+            policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+            keras.mixed_precision.set_dtype_policy(policy)
+            logging.info("Mixed precision: %s", policy)
+        return _train(config, strategy, records_dir, info, previous, train_files, val_files)
+    except tf.errors.DataLossError:
+        check_records(train_files + val_files)  # a ValueError naming the bad shard
+        raise
+    finally:
+        keras.mixed_precision.set_dtype_policy(callers_policy)
+
+
+def _train(config, strategy, records_dir, info, previous, train_files, val_files):
+    """`train` once the settings and the records are known to be good."""
     num_train = _count(info, "train", train_files)
     steps_per_epoch = config.steps_per_epoch or max(1, num_train // config.batch_size)
-
     class_weights = (previous or {}).get("class_weights") or _estimate_class_weights(
         train_files, config, info["num_classes"]
     )
-    run_config = {**config.to_dict(), "class_weights": class_weights, "records_dir": records_dir}
-    if is_chief:
-        write_json(os.path.join(config.outdir, RUN_CONFIG_FILE), run_config)
-
     settings = LossSettings(
         delta_v=config.delta_v,
         delta_d=config.delta_d,
@@ -103,81 +122,115 @@ def train(config, strategy=None):
         # Optimizer slots must exist before a checkpoint restores them.
         optimizer.build(model.trainable_variables)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        epoch_start_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch_start_step")
         best_val_loss = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_val_loss")
-
+    # The epoch's running means are checkpointed with its steps, so that a resumed epoch reports
+    # the mean over all of its steps.
+    train_loss_means = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
+    core = dict(model=model, optimizer=optimizer, epoch=epoch, best_val_loss=best_val_loss)
     checkpoint = tf.train.Checkpoint(
-        model=model, optimizer=optimizer, epoch=epoch, best_val_loss=best_val_loss
+        **core,
+        epoch_start_step=epoch_start_step,
+        train_loss_means={name: mean.variables for name, mean in train_loss_means.items()},
     )
+    is_chief = _is_chief(strategy)
     checkpoint_dir = os.path.join(config.outdir, CHECKPOINT_DIR)
     if not is_chief:
         checkpoint_dir = os.path.join(checkpoint_dir, f"worker_{_task_id(strategy)}")
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=3)
     if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info(
-            "Resuming from %s: epoch %d, step %d", manager.latest_checkpoint, int(epoch), int(optimizer.iterations)
-        )
+        earlier_steps_per_epoch = (previous or {}).get("steps_per_epoch") or steps_per_epoch
+        _restore(manager.latest_checkpoint, checkpoint, core, epoch_start_step, earlier_steps_per_epoch)
 
-    train_dataset = data_lib.build_dataset(
-        train_files,
-        batch_size=config.batch_size,
-        height=config.height,
-        width=config.width,
-        is_training=True,
-        seed=config.seed,
-        repeat=True,
-    )
-    iterator = iter(strategy.experimental_distribute_dataset(train_dataset))
-    train_step = make_train_step(model, optimizer, strategy, settings)
-    eval_step = make_eval_step(model, strategy, settings)
-
+    # Every check has passed: from here on the run writes.
     log_root = config.logdir if is_chief else os.path.join(config.logdir, f"worker_{_task_id(strategy)}")
-    train_writer = tf.summary.create_file_writer(os.path.join(log_root, "train"))
-    val_writer = tf.summary.create_file_writer(os.path.join(log_root, "validation"))
+    created = []  # the folders and files this run made, removed if it fails before a checkpoint
+    try:
+        for folder in (config.outdir, os.path.join(log_root, "train"), os.path.join(log_root, "validation")):
+            created.append(_make_folders(folder))
+        if is_chief:
+            _remove_leftovers(config.outdir)
+            run_config_path = os.path.join(config.outdir, RUN_CONFIG_FILE)
+            if not os.path.exists(run_config_path):
+                created.append(run_config_path)
+            run_config = {**config.to_dict(), "class_weights": class_weights, "records_dir": records_dir}
+            write_json(run_config_path, run_config)
 
-    images_per_second = None
-    while int(epoch) < config.epochs:
-        current = int(epoch)
-        first_step = int(optimizer.iterations) - current * steps_per_epoch
-        progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=LOSS_NAMES)
-        progress.update(max(first_step, 0))
-        start = time.perf_counter()
-        for _ in range(max(first_step, 0), steps_per_epoch):
-            losses = {name: float(value) for name, value in train_step(iterator).items()}
-            step = int(optimizer.iterations)
-            if not all(math.isfinite(value) for value in losses.values()):
-                raise TrainingDivergedError(
-                    f"Loss became {losses['total']} at step {step} (epoch {current + 1}); stopped "
-                    f"without saving. Last good checkpoint: {manager.latest_checkpoint or 'none'}. "
-                    "Try a lower --learning_rate."
+        train_dataset = data_lib.build_dataset(
+            train_files,
+            batch_size=config.batch_size,
+            height=config.height,
+            width=config.width,
+            is_training=True,
+            seed=config.seed,
+            repeat=True,
+        )
+        iterator = iter(strategy.experimental_distribute_dataset(train_dataset))
+        train_step = make_train_step(model, optimizer, strategy, settings)
+        eval_step = make_eval_step(model, strategy, settings)
+        train_writer = tf.summary.create_file_writer(os.path.join(log_root, "train"))
+        val_writer = tf.summary.create_file_writer(os.path.join(log_root, "validation"))
+
+        images_per_second = None
+        while int(epoch) < config.epochs:
+            # Steps of this epoch trained before a restart; more than steps_per_epoch when a run
+            # resumes with fewer.
+            done = int(optimizer.iterations) - int(epoch_start_step)
+            progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=LOSS_NAMES)
+            progress.update(min(done, steps_per_epoch))
+            start = time.perf_counter()
+            for _ in range(done, steps_per_epoch):
+                losses = {name: float(value) for name, value in train_step(iterator).items()}
+                step = int(optimizer.iterations)
+                if not all(math.isfinite(value) for value in losses.values()):
+                    raise TrainingDivergedError(
+                        f"Loss became {losses['total']} at step {step} (epoch {int(epoch) + 1}); stopped "
+                        f"without saving. Last good checkpoint: {manager.latest_checkpoint or 'none'}. "
+                        "Try a lower --learning_rate."
+                    )
+                for name, value in losses.items():
+                    train_loss_means[name].update_state(value)
+                progress.update(
+                    step - int(epoch_start_step),
+                    [(name, float(mean.result())) for name, mean in train_loss_means.items()],
                 )
-            progress.update(step - current * steps_per_epoch, list(losses.items()))
-            with train_writer.as_default(step=step):
-                summaries.write_scalars(losses, learning_rate=_learning_rate(optimizer))
-            if config.checkpoint_every and step % config.checkpoint_every == 0:
-                manager.save(checkpoint_number=step)
-        elapsed = time.perf_counter() - start
-        trained = steps_per_epoch - max(first_step, 0)
-        if trained:
-            images_per_second = trained * config.batch_size / elapsed
+                with train_writer.as_default(step=step):
+                    summaries.write_scalars(losses, learning_rate=_learning_rate(optimizer))
+                if config.checkpoint_every and step % config.checkpoint_every == 0:
+                    manager.save(checkpoint_number=step)
+            if done < steps_per_epoch:
+                images_per_second = (steps_per_epoch - done) * config.batch_size / (time.perf_counter() - start)
 
-        step = int(optimizer.iterations)
-        epoch.assign_add(1)
-        val_loss = losses["total"] if not val_files else _validate(
-            model, eval_step, strategy, val_files, config, val_writer, step, info
-        )
-        logging.info(
-            "Epoch %d/%d: train loss %.4f, validation loss %.4f, %.1f images/s",
-            int(epoch), config.epochs, losses["total"], val_loss, images_per_second or 0.0,
-        )
-        if val_loss < float(best_val_loss):
-            best_val_loss.assign(val_loss)
-            if is_chief:
-                save_model(model, config, info, class_weights)
-        manager.save(checkpoint_number=step)
+            step = int(optimizer.iterations)
+            steps_averaged = int(train_loss_means["total"].count)
+            train_loss = float(train_loss_means["total"].result()) if steps_averaged else math.inf
+            if val_files:
+                val_loss = _validate(model, eval_step, strategy, val_files, config, val_writer, step, info)
+            else:
+                val_loss = train_loss
+            epoch.assign_add(1)
+            epoch_start_step.assign(step)
+            logging.info(
+                "Epoch %d/%d: train loss %s, validation loss %.4f, %.1f images/s",
+                int(epoch), config.epochs,
+                f"{train_loss:.4f} (mean of {steps_averaged} steps)" if steps_averaged else "unknown",
+                val_loss, images_per_second or 0.0,
+            )
+            if val_loss < float(best_val_loss):
+                best_val_loss.assign(val_loss)
+                if is_chief:
+                    save_model(model, config, info, class_weights)
+            for mean in train_loss_means.values():
+                mean.reset_state()
+            manager.save(checkpoint_number=step)
 
-    if is_chief and not os.path.exists(os.path.join(config.outdir, MODEL_FILE)):
-        save_model(model, config, info, class_weights)
+        if is_chief and not os.path.exists(os.path.join(config.outdir, MODEL_FILE)):
+            save_model(model, config, info, class_weights)
+    except BaseException:
+        # Nothing to resume from: leave nothing behind (the chief only: workers share outdir).
+        if is_chief and manager.latest_checkpoint is None:
+            _remove_created(created)
+        raise
     return {
         "epochs": int(epoch),
         "steps": int(optimizer.iterations),
@@ -185,6 +238,24 @@ def train(config, strategy=None):
         "images_per_second": images_per_second,
         "outdir": config.outdir,
     }
+
+
+def _restore(path, checkpoint, core, epoch_start_step, earlier_steps_per_epoch):
+    """Restores `checkpoint` from `path`.
+
+    A checkpoint written before the epoch's start step and loss means were saved holds only
+    `core` (model, optimizer, epoch, best_val_loss); its epochs were `earlier_steps_per_epoch`
+    long, which gives the start of the epoch in progress.
+    """
+    if EPOCH_START_KEY in {name for name, _ in tf.train.list_variables(path)}:
+        checkpoint.restore(path).assert_existing_objects_matched()
+    else:
+        tf.train.Checkpoint(**core).restore(path).assert_existing_objects_matched()
+        step, epoch = int(core["optimizer"].iterations), int(core["epoch"])
+        epoch_start_step.assign(min(step, epoch * earlier_steps_per_epoch))
+    step = int(core["optimizer"].iterations)
+    logging.info("Resuming from %s at step %d: %d epochs done, %d steps into the next",
+                 path, step, int(core["epoch"]), step - int(epoch_start_step))
 
 
 def prepare_records(config):
@@ -338,16 +409,26 @@ def _build_model(config, num_classes):
 
 
 def _check_outdir(config):
-    """Returns the previous run's settings in outdir (None if new); refuses another configuration."""
+    """Returns the previous run's settings in outdir (None if new); refuses another configuration.
+
+    A `train_config.json` beside no checkpoint and no model (a run killed in its first epoch)
+    binds nothing: the new run starts afresh.
+    """
     path = os.path.join(config.outdir, RUN_CONFIG_FILE)
+    has_model = os.path.exists(os.path.join(config.outdir, MODEL_FILE))
     if not os.path.exists(path):
-        if os.path.exists(os.path.join(config.outdir, MODEL_FILE)):
+        if has_model:
             raise ValueError(
                 f"--outdir {config.outdir!r} already holds a {MODEL_FILE} from elsewhere; choose "
                 "another --outdir (or pass it as --modeldir to fine-tune from it)"
             )
         return None
-    previous = read_json(path)
+    if not has_model and not tf.train.latest_checkpoint(os.path.join(config.outdir, CHECKPOINT_DIR)):
+        return None
+    try:
+        previous = read_json(path)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{path}: not readable JSON ({error})") from None
     mismatches = config.model_mismatches(previous)
     if mismatches:
         described = ", ".join(f"{key} {old!r} (now {new!r})" for key, (old, new) in mismatches.items())
@@ -356,6 +437,43 @@ def _check_outdir(config):
             "Choose another --outdir, or delete that one to start over."
         )
     return previous
+
+
+def _make_folders(path):
+    """Creates folder `path` and its missing parents; returns the topmost one created, or None."""
+    topmost, parent = None, os.path.abspath(path)
+    while not os.path.exists(parent):
+        topmost, parent = parent, os.path.dirname(parent)
+    os.makedirs(path, exist_ok=True)
+    return topmost
+
+
+def _remove_created(paths):
+    """Removes the files and folders (with their contents) of `paths`; None entries are skipped."""
+    for path in reversed([path for path in paths if path]):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def _remove_leftovers(outdir):
+    """Removes what saves killed half-way leave in `outdir`: `model_dir.save`'s temporary model,
+    the atomic writer's temporary files and the checkpoints' temporary folders."""
+    files = [MODEL_TEMP_FILE] + [name for name in os.listdir(outdir) if name.startswith(atomic.TEMP_PREFIX)]
+    files = [os.path.join(outdir, name) for name in files if os.path.isfile(os.path.join(outdir, name))]
+    checkpoint_dir = os.path.join(outdir, CHECKPOINT_DIR)
+    folders = [
+        os.path.join(checkpoint_dir, name)
+        for name in (os.listdir(checkpoint_dir) if os.path.isdir(checkpoint_dir) else [])
+        if name.endswith(CHECKPOINT_TEMP_SUFFIX) and os.path.isdir(os.path.join(checkpoint_dir, name))
+    ]
+    for path in files:
+        os.remove(path)
+    for path in folders:
+        shutil.rmtree(path)
+    for path in files + folders:
+        logging.info("Removed %s, left by an interrupted save", path)
 
 
 def _estimate_class_weights(train_files, config, num_classes):
@@ -374,7 +492,7 @@ def _estimate_class_weights(train_files, config, num_classes):
 def _dataset_info(records_dir, config):
     path = os.path.join(records_dir, DATASET_INFO_FILE)
     if os.path.exists(path):
-        info = read_json(path)
+        info = data_writer.read_dataset_info(path)
         if info.get("dataset", config.dataset) != config.dataset:
             raise ValueError(f"{path} describes a {info['dataset']!r} dataset but --dataset is {config.dataset!r}")
         return info
@@ -387,7 +505,7 @@ def _matches_size(records_dir, config):
     path = os.path.join(records_dir, DATASET_INFO_FILE)
     if not os.path.exists(path):
         return False
-    info = read_json(path)
+    info = data_writer.read_dataset_info(path)
     return (info.get("height"), info.get("width")) == (config.height, config.width)
 
 
