@@ -31,10 +31,11 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from enet_discrim import batch_inference
+    from enet_discrim import atomic, batch_inference
     from enet_discrim.predictor import Predictor
 
     try:
+        atomic.check_folder_target(FLAGS.outdir)
         predictor = Predictor(FLAGS.modeldir, bandwidth=FLAGS.bandwidth, min_confidence=FLAGS.min_confidence,
                               lane_model=FLAGS.lane_model)
         jobs = batch_inference.list_jobs(FLAGS.indir, FLAGS.tusimple_tasks)

@@ -45,6 +45,22 @@ def write_json(path, values, temp_prefix=TEMP_PREFIX):
     write_text(path, json.dumps(values, indent=2, sort_keys=True) + "\n", temp_prefix)
 
 
+def check_folder_target(path, name="--outdir"):
+    """Raises ValueError (one line, naming `name` and `path`) when `path` or one of its parents
+    exists and is not a folder, so that a command fails before it does any work."""
+    probe = os.path.abspath(path)
+    while True:
+        if os.path.lexists(probe):
+            if not os.path.isdir(probe):
+                which = "" if probe == os.path.abspath(path) else f" ({probe} is a file)"
+                raise ValueError(f"{name} {path} exists and is not a folder{which}")
+            return
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return
+        probe = parent
+
+
 def process_prefix(temp_prefix):
     """`temp_prefix` tagged with this process's id, e.g. ".tmp-convert-4242-"."""
     return f"{temp_prefix}{os.getpid()}-"

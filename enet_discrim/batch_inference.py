@@ -174,6 +174,7 @@ def run(predictor, jobs, outdir, output_format="tusimple", plots=False):
     if output_format == "tusimple" and not predictor.is_lanes:
         raise ValueError("--format tusimple needs a lane model (its config.json says dataset "
                          f"{predictor.config['dataset']!r})")
+    atomic.check_folder_target(outdir)
     os.makedirs(outdir, exist_ok=True)
     predictions_path = os.path.join(outdir, PREDICTIONS_FILE)
     results_dir = os.path.join(outdir, CITYSCAPES_RESULTS_DIR)

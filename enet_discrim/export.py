@@ -57,6 +57,7 @@ def export(modeldir, outdir, output_format="saved_model"):
     Raises:
         ValueError: an unknown format, or a model folder missing its files.
     """
+    atomic.check_folder_target(outdir)
     if output_format not in FORMATS:
         raise ValueError(f"unknown format {output_format!r}: choose one of {', '.join(FORMATS)}")
     model, settings = model_dir.load(modeldir)

@@ -111,3 +111,33 @@ def test_a_damaged_model_file_is_not_reported_as_missing(settings_only_folder, d
     with pytest.raises(ValueError, match=f"^{path}: {message}") as error:
         model_dir.load(str(settings_only_folder))
     assert "not found" not in str(error.value)
+
+
+def test_an_outdir_that_is_a_file_is_refused_before_any_work(tmp_path):
+    from enet_discrim import export
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    atomic.check_folder_target(str(tmp_path / "new" / "deeper"))  # missing folders are fine
+    with pytest.raises(ValueError, match=r"^--outdir .*afile exists and is not a folder$"):
+        atomic.check_folder_target(str(blocker))
+    with pytest.raises(ValueError, match=r"afile/sub exists and is not a folder \(.*afile is a file\)"):
+        atomic.check_folder_target(str(blocker / "sub"))
+    # export checks before it reads the model folder (which does not exist here)
+    for output_format in ("saved_model", "tflite"):
+        with pytest.raises(ValueError, match="exists and is not a folder"):
+            export.export(str(tmp_path / "no_model"), str(blocker), output_format)
+
+
+@pytest.mark.slow
+def test_inference_cli_refuses_an_outdir_that_is_a_file_in_one_line(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, os.path.join(repo, "inference.py"), "--modeldir",
+                           os.path.join(repo, "trained_model"), "--outdir", str(blocker)],
+                          capture_output=True, text=True, cwd=repo, timeout=300)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"inference.py: --outdir {blocker} exists and is not a folder")
+    assert "Traceback" not in done.stderr
