@@ -38,7 +38,7 @@ _OUTLIER_ROUNDS = 3
 _SEGMENT_GAP_ROWS = 3
 #: How far (map columns) an extrapolated fit may drift per map row beyond the stretch it was
 #: fitted on, when another stretch of the lane is checked against it.
-_SEGMENT_SLACK_COLUMNS_PER_ROW = 2
+_SEGMENT_SLACK_COLUMNS_PER_ROW = 1
 
 
 def _lane_points(rows, cols, scale_y, scale_x):
@@ -205,7 +205,10 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
     in_map = (sample_map_rows >= 0) & (sample_map_rows < map_height)
     # Where each sample row lies in map pixel-centre coordinates (map row i spans [i - 0.5, i + 0.5)).
     sample_map_position = (sample_rows + 0.5) / scale_y - 0.5
-    instances = []  # (covered map rows, frame ys, frame xs)
+    # A point this far off its lane's fit (frame pixels, at least) is stray: pixels of another
+    # line that clustering gave to this lane.
+    outlier_px = _OUTLIER_MAP_COLUMNS * scale_x
+    instances = []  # (covered map rows, frame ys, frame xs, map rows of the points)
     for instance_id in np.unique(instance_map[instance_map > 0]):
         rows, cols = np.nonzero(instance_map == instance_id)
         covered = np.zeros(map_height, dtype=bool)
@@ -214,21 +217,24 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
             continue
         ys, xs = _lane_points(*_uncut_pixels(rows, cols, covered, map_width, max(min_points, 2)),
                               scale_y, scale_x)
-        instances.append((covered, ys, xs))
+        map_rows = np.rint((ys + 0.5) / scale_y - 0.5).astype(int)
+        # Stray stretches go before the horizon is searched: they would move it too.
+        stray = _stray_segments(ys, xs, map_rows, None, degree, 2.0 * outlier_px,
+                                _SEGMENT_SLACK_COLUMNS_PER_ROW * scale_x, max(min_points, 2))
+        if stray.any():
+            covered = covered.copy()
+            covered[map_rows[stray]] = False
+            ys, xs, map_rows = ys[~stray], xs[~stray], map_rows[~stray]
+        instances.append((covered, ys, xs, map_rows))
     horizon = None
     if lane_model == "hyperbola" and instances:
-        long_lanes = [(ys, xs) for _, ys, xs in instances if len(ys) >= 2 * _ROWS_PER_DEGREE]
-        highest = min(ys[0] for _, ys, _ in instances)
+        long_lanes = [(ys, xs) for _, ys, xs, _ in instances if len(ys) >= 2 * _ROWS_PER_DEGREE]
+        highest = min(ys[0] for _, ys, _, _ in instances)
         horizon = _horizon(long_lanes, highest, frame_height)
-    # A point this far off its lane's fit (frame pixels, at least) is stray: pixels of another
-    # line that clustering gave to this lane.
-    outlier_px = _OUTLIER_MAP_COLUMNS * scale_x
     fitted = []
-    for covered, ys, xs in instances:
-        map_rows = np.rint((ys + 0.5) / scale_y - 0.5).astype(int)
-        stray = _stray_segments(ys, xs, map_rows, horizon, degree, 2.0 * outlier_px,
-                                _SEGMENT_SLACK_COLUMNS_PER_ROW * scale_x, max(min_points, 2))
-        curve = _fit_curve(ys[~stray], xs[~stray], horizon, degree)
+    for covered, ys, xs, map_rows in instances:
+        stray = np.zeros(len(ys), dtype=bool)
+        curve = _fit_curve(ys, xs, horizon, degree)
         for _ in range(_OUTLIER_ROUNDS):
             residual = np.abs(curve(ys) - xs)
             new_stray = stray | (residual > max(outlier_px, 3.0 * 1.4826 * np.median(residual[~stray])))

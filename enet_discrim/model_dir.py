@@ -31,7 +31,7 @@ TUSIMPLE_THING_CLASSES = (1,)
 #: Lane post-processing written for a newly trained TuSimple model; chosen on real frames (see
 #: docs/EXPERIMENTS.md). The class-balanced loss weighs the lane class about 12x the road, which
 #: inflates its probability, hence a threshold above the plain argmax.
-LANE_MIN_CONFIDENCE = 0.5
+LANE_MIN_CONFIDENCE = 0.7
 #: Real labels continue a lane through the vehicle that hides it.
 LANE_BRIDGE_GAPS = True
 #: Map rows below a lane's last one on which it is still reported.
