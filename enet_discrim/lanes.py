@@ -104,7 +104,7 @@ def _fit_curve(ys, xs, horizon, degree):
     return lambda y: np.polyval(coefficients, np.asarray(y, dtype=np.float64))
 
 
-def _stray_segments(ys, xs, map_rows, horizon, degree, tolerance, slack_per_row, min_points):
+def _stray_segments(ys, xs, map_rows, degree, tolerance, slack_per_row, min_points):
     """bool [R]: the points of the lane's stretches (runs of map rows with gaps of at most
     `_SEGMENT_GAP_ROWS`) that lie off the fit of its longest stretch by more than `tolerance`
     plus `slack_per_row` for each map row between them (median over the stretch; the fit is
@@ -116,7 +116,7 @@ def _stray_segments(ys, xs, map_rows, horizon, degree, tolerance, slack_per_row,
     longest = max(segments, key=len)
     if len(segments) == 1 or len(longest) < min_points:
         return stray
-    curve = _fit_curve(ys[longest], xs[longest], horizon, degree)
+    curve = _fit_curve(ys[longest], xs[longest], None, degree)  # a polynomial: no horizon yet
     for segment in segments:
         if segment is not longest:
             residual = np.abs(curve(ys[segment]) - xs[segment])
@@ -219,7 +219,7 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
                               scale_y, scale_x)
         map_rows = np.rint((ys + 0.5) / scale_y - 0.5).astype(int)
         # Stray stretches go before the horizon is searched: they would move it too.
-        stray = _stray_segments(ys, xs, map_rows, None, degree, 2.0 * outlier_px,
+        stray = _stray_segments(ys, xs, map_rows, degree, 2.0 * outlier_px,
                                 _SEGMENT_SLACK_COLUMNS_PER_ROW * scale_x, max(min_points, 2))
         if stray.any():
             covered = covered.copy()

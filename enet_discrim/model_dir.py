@@ -19,13 +19,11 @@ import sys
 import zipfile
 
 from enet_discrim import atomic
+from enet_discrim.lanes import LANE_MODELS
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 DATASETS = ("tusimple", "cityscapes")
-#: How `lanes.fit_lanes` models a lane; the owner of the names is `lanes.LANE_MODELS`, repeated
-#: here so that reading a config needs no numpy import chain (checked equal in the tests).
-LANE_MODELS = ("polynomial", "hyperbola")
 #: The TuSimple class ids: 0 background, 1 lane.
 TUSIMPLE_THING_CLASSES = (1,)
 #: Lane post-processing written for a newly trained TuSimple model; chosen on real frames (see
