@@ -208,6 +208,7 @@ def test_cityscapes_layout_ids_and_instances(tmp_path):
     assert len(images) == 2
     valid_ids = {label.id for label in cityscapes_labels.labels if label.id >= 0}
     thing_ids = {label.id for label in cityscapes_labels.labels if label.hasInstances}
+    crowd_pixels = 0
     for image_path in images:
         assert image_path.parent.parent == tmp_path / "leftImg8bit" / "train"
         city = image_path.parent.name
@@ -230,8 +231,8 @@ def test_cityscapes_layout_ids_and_instances(tmp_path):
         assert len(np.unique(instance_ids[things])) >= 3
         assert {cityscapes_labels.name2label[n].id for n in ("road", "sky", "building")} <= set(
             np.unique(label_ids))
-        crowd = (~things) & np.isin(label_ids, list(thing_ids))
-        assert crowd.any(), "a crowd region keeps the bare label id"
+        crowd_pixels += np.sum((~things) & np.isin(label_ids, list(thing_ids)))
+    assert crowd_pixels > 0, "a crowd region keeps the bare label id"
 
 
 def test_cityscapes_reproducible_by_seed(tmp_path):
