@@ -14,7 +14,9 @@ from absl import app, flags, logging
 from enet_discrim.lanes import LANE_MODELS
 
 flags.DEFINE_string("modeldir", "trained_model", "Folder with model.keras and config.json.")
-flags.DEFINE_string("indir", "inference_test/images", "Folder of frames (jpg/png), or the root of --tusimple_tasks.")
+flags.DEFINE_string("indir", "inference_test/images",
+                    "Folder of frames (jpg/png), searched recursively (e.g. Cityscapes' leftImg8bit/val with its "
+                    "city folders), or the root of --tusimple_tasks.")
 flags.DEFINE_string("outdir", "inference_test/results", "Where the pictures and results go.")
 flags.DEFINE_float("bandwidth", None, "Mean-shift bandwidth; default: the model's config.json.")
 flags.DEFINE_float("min_confidence", None,
@@ -38,7 +40,7 @@ def main(argv):
         atomic.check_folder_target(FLAGS.outdir)
         predictor = Predictor(FLAGS.modeldir, bandwidth=FLAGS.bandwidth, min_confidence=FLAGS.min_confidence,
                               lane_model=FLAGS.lane_model)
-        jobs = batch_inference.list_jobs(FLAGS.indir, FLAGS.tusimple_tasks)
+        jobs = batch_inference.list_jobs(FLAGS.indir, FLAGS.tusimple_tasks, exclude=[FLAGS.outdir])
         summary = batch_inference.run(
             predictor,
             jobs,

@@ -1,8 +1,10 @@
 """Inference over a folder of frames (or a TuSimple tasks file): pictures, instance maps,
 TuSimple `predictions.json` or Cityscapes result files, and a per-stage timing summary.
 
-Outputs in `outdir`, per frame `<name>` (the file's stem; with a tasks file, its `raw_file`
-without the extension, "/" replaced by "_"; made unique by `output_names`):
+Frames are listed recursively under `--indir` (Cityscapes keeps them in city folders). Outputs
+in `outdir`, per frame `<name>` (`output_names`: a Cityscapes stem such as
+`frankfurt_000000_000294_leftImg8bit` as it is, any other frame by its path relative to `--indir`
+or its tasks file `raw_file`, without the extension, "/" replaced by "_"; unique in the run):
 - `<name>_overlay.png`: instances in distinct colours over the frame, at the frame's size;
 - `<name>_instances.png`: uint16 instance ids at the frame's size (0 = background);
 - `<name>_embedding.png` with `plots`: scatter plot of the embeddings coloured by cluster;
@@ -43,12 +45,15 @@ class Job:
 def output_names(relative_paths):
     """Output names of frames, unique within one run, from their paths relative to --indir.
 
-    A frame's name is its relative path without the extension, "/" replaced by "_":
-    `clips/a/20.jpg` -> `clips_a_20`. Frames that would share a name get their extension
-    appended (`1.jpg` -> `1_jpg`, `1.png` -> `1_png`). A name still taken (`clips/a.jpg` and
-    `clips_a.jpg` both give `clips_a_jpg`) gets `_2`, `_3`, ... in frame order: the first suffix
-    that is neither taken nor another frame's name. Every name is checked against all names given
-    before it, so no two frames share one.
+    A frame whose file stem looks like a Cityscapes one (`<city>_<seq>_<frame>...`, e.g.
+    `val/frankfurt/frankfurt_000000_000294_leftImg8bit.png`) and is the only one with that stem
+    in the run is named by that stem: the official evaluator finds its results by it, and the
+    city is already in it. Any other frame is named by its relative path without the extension,
+    "/" replaced by "_": `clips/a/20.jpg` -> `clips_a_20`. Frames that would share a name get
+    their extension appended (`1.jpg` -> `1_jpg`, `1.png` -> `1_png`). A name still taken
+    (`clips/a.jpg` and `clips_a.jpg` both give `clips_a_jpg`) gets `_2`, `_3`, ... in frame
+    order: the first suffix that is neither taken nor another frame's name. Every name is checked
+    against all names given before it, so no two frames share one.
 
     Args:
         relative_paths: list of str, the frames in run order.
@@ -56,8 +61,14 @@ def output_names(relative_paths):
     Returns:
         list of str, one name per frame.
     """
-    stems = [os.path.splitext(path) for path in relative_paths]
-    bases = [stem.replace(os.sep, "_").replace("/", "_") for stem, _ in stems]
+    from enet_discrim.evaluation.cityscapes import is_result_stem
+
+    stems = [os.path.splitext(path.replace(os.sep, "/")) for path in relative_paths]
+    file_stems = [stem.rsplit("/", 1)[-1] for stem, _ in stems]
+    stem_counts = collections.Counter(file_stems)
+    bases = [file_stem if stem_counts[file_stem] == 1 and is_result_stem(file_stem)
+             else stem.replace("/", "_")
+             for (stem, _), file_stem in zip(stems, file_stems)]
     shared = collections.Counter(bases)
     candidates = [f"{base}_{extension.lstrip('.')}" if shared[base] > 1 and extension else base
                   for base, (_, extension) in zip(bases, stems)]
@@ -113,15 +124,20 @@ def read_tasks(path):
     return tasks
 
 
-def list_jobs(indir, tusimple_tasks=None):
+def list_jobs(indir, tusimple_tasks=None, exclude=()):
     """The frames to predict, in order, each with an output name unique in the run (`output_names`).
 
     Args:
-        indir: folder of frames (jpg/png, not recursive), or the root that the tasks' raw_file
-            paths are relative to.
+        indir: folder searched recursively for frames (Cityscapes' `leftImg8bit/val` holds one
+            folder per city), or the root that the tasks' raw_file paths are relative to. Every
+            file is a frame (a non-image is reported by name when it is read) except hidden files
+            and folders and JSON label files; frames are in the order of their relative paths.
+            Linked folders are followed, each real folder once.
         tusimple_tasks: optional TuSimple test_tasks / label file: exactly those frames, in order,
             each sampled at its own h_samples. As in the converter, a raw_file that leaves `indir`
             (`..`, an absolute path elsewhere, a symlink out) is refused.
+        exclude: folders not searched, e.g. the run's outdir when it lies inside `indir`, so that
+            earlier outputs are not taken for frames.
 
     Raises:
         ValueError: the folder is missing, or holds no file; the tasks file is missing or has a
@@ -142,19 +158,28 @@ def list_jobs(indir, tusimple_tasks=None):
         names = output_names([relative for _, relative, _, _ in frames])
         return [Job(path, name, raw_file, rows)
                 for (path, _, raw_file, rows), name in zip(frames, names)]
-    # Every other file is tried too, so that a non-image is reported by name; label files
-    # (JSON) beside the frames are expected and left alone.
-    names = sorted(
-        name
-        for name in os.listdir(indir)
-        if os.path.isfile(os.path.join(indir, name))
-        and not name.startswith(".")
-        and not name.lower().endswith(".json")
-    )
-    if not names:
+    relative_paths = _frame_files(indir, exclude)
+    if not relative_paths:
         raise ValueError(f"--indir {indir!r} holds no files")
-    return [Job(os.path.join(indir, name), output_name, name)
-            for name, output_name in zip(names, output_names(names))]
+    return [Job(os.path.join(indir, relative), name, relative)
+            for relative, name in zip(relative_paths, output_names(relative_paths))]
+
+
+def _frame_files(indir, exclude):
+    """Paths relative to `indir` of the frame files under it, sorted by their parts."""
+    skipped = {os.path.realpath(folder) for folder in exclude}
+    seen, found = set(), []
+    for folder, subfolders, files in os.walk(indir, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen or real in skipped:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        # Label files (JSON) beside the frames are expected and left alone.
+        found += [os.path.relpath(os.path.join(folder, name), indir) for name in files
+                  if not name.startswith(".") and not name.lower().endswith(".json")]
+    return sorted(found, key=lambda relative: relative.split(os.sep))
 
 
 def run(predictor, jobs, outdir, output_format="tusimple", plots=False):
@@ -241,8 +266,19 @@ def format_summary(summary):
 
 
 def _write_cityscapes(results_dir, job, prediction):
-    from enet_discrim.evaluation.cityscapes import instance_confidences, write_cityscapes_results
+    """Writes the frame's results as `<job.name>.txt` + masks, at the frame's size.
 
+    Raises:
+        ValueError: naming the frame, when its name is not a Cityscapes stem, under which the
+            official evaluator could not find its results.
+    """
+    from enet_discrim.evaluation.cityscapes import (instance_confidences, is_result_stem,
+                                                    write_cityscapes_results)
+
+    if not is_result_stem(job.name):
+        raise ValueError(f"{job.path}: --format cityscapes needs frames named like Cityscapes "
+                         f"ones (<city>_<seq>_<frame>_leftImg8bit.png), so that the evaluator "
+                         f"finds their results; this one would be {job.name!r}")
     confidences = instance_confidences(
         prediction.semantic_probabilities, prediction.instances, prediction.instance_classes
     )

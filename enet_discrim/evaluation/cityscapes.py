@@ -45,6 +45,12 @@ MASKS_FOLDER = "masks"
 _STEM_PATTERN = re.compile(r"^[^_\s/]+_\d+_\d+[^\s/]*$")
 
 
+def is_result_stem(stem):
+    """Whether results named `stem` are found by the official evaluator: it starts with
+    `<city>_<seq>_<frame>` (e.g. "frankfurt_000000_000294_leftImg8bit") and has no space or "/"."""
+    return bool(_STEM_PATTERN.match(stem))
+
+
 def write_cityscapes_results(results_dir, image_stem, instance_map, instance_class_train_ids,
                              confidences, output_size=None):
     """Write one image's instances as the official evaluator reads them.
@@ -65,7 +71,7 @@ def write_cityscapes_results(results_dir, image_stem, instance_map, instance_cla
     instance_map = np.asarray(instance_map)
     classes = [int(c) for c in np.asarray(instance_class_train_ids).ravel()]
     confidences = [float(c) for c in np.asarray(confidences).ravel()]
-    if not _STEM_PATTERN.match(image_stem):
+    if not is_result_stem(image_stem):
         raise ValueError(f"image stem {image_stem!r} must look like <city>_<seq>_<frame>[...] "
                          "without spaces, or the evaluator cannot find it")
     if instance_map.ndim != 2:
