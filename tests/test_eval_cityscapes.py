@@ -29,18 +29,20 @@ IMAGES = {
 }
 
 
-def _make_ground_truth(root):
-    folder = root / "gtFine" / "val" / "testcity"
+def _make_ground_truth(root, city="testcity"):
+    """IMAGES as the ground truth of `city` (its stems renamed to start with it)."""
+    folder = root / "gtFine" / "val" / city
     folder.mkdir(parents=True)
     for stem, instances in IMAGES.items():
         ids = np.full(SHAPE, ROAD, np.uint16)
         for label_id, number, box in instances:
             ids[box] = label_id * 1000 + number
+        stem = stem.replace("testcity", city)
         assert cv2.imwrite(str(folder / f"{stem}_gtFine_instanceIds.png"), ids)
 
 
-def _write_predictions(results, drop=()):
-    """Perfect predictions, minus the (stem, index) pairs in `drop`."""
+def _write_predictions(results, drop=(), city="testcity"):
+    """Perfect predictions of `city`'s frames, minus the (IMAGES stem, index) pairs in `drop`."""
     for stem, instances in IMAGES.items():
         instance_map = np.zeros(SHAPE, np.int32)
         classes, scores = [], []
@@ -50,7 +52,8 @@ def _write_predictions(results, drop=()):
             classes.append(CAR_TRAIN if label_id == CAR else PERSON_TRAIN)
             scores.append(0.9)
             instance_map[box] = len(classes)
-        write_cityscapes_results(str(results), stem, instance_map, classes, scores)
+        write_cityscapes_results(str(results), stem.replace("testcity", city), instance_map,
+                                 classes, scores)
 
 
 @pytest.fixture
@@ -168,3 +171,67 @@ def test_a_mask_of_the_wrong_size_is_an_error_naming_it(dataset, tmp_path, capsy
     with pytest.raises(CityscapesEvaluationError,
                        match=r"_000000.txt:2: mask .*_002.png is not a readable image"):
         evaluate(str(dataset), str(tmp_path / "results"))
+
+
+# --- Scoring a part of the split (issue 16 item 1).
+
+@pytest.fixture
+def two_cities(tmp_path):
+    for city in ("testcity", "othercity"):
+        _make_ground_truth(tmp_path / "cityscapes", city)
+    return tmp_path / "cityscapes"
+
+
+def test_the_whole_split_needs_every_frame_and_says_how_many_lack_results(two_cities, tmp_path):
+    _write_predictions(tmp_path / "results")
+    with pytest.raises(CityscapesEvaluationError) as error:
+        evaluate(str(two_cities), str(tmp_path / "results"))
+    first_missing = two_cities / "gtFine/val/othercity/othercity_000000_000000_gtFine_instanceIds.png"
+    assert str(error.value).startswith(
+        f"Found no prediction for ground truth {first_missing}: 2 of the 4 frames of the whole "
+        "val split have no results in ")
+    assert "--only_predicted" in str(error.value)
+
+
+def test_only_predicted_scores_the_frames_with_results(two_cities, tmp_path, capsys):
+    # testcity's two frames, with one of its three cars missed: car AP 2/3, as in one city alone.
+    _write_predictions(tmp_path / "results", drop={("testcity_000000_000000", 1)})
+    assert main(["--dataset", str(two_cities), "--results", str(tmp_path / "results"),
+                 "--only_predicted"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Scored the 2 predicted frames (of 4 in the whole val split)."
+    assert lines[1].split() == ["class", "AP", "AP50"]
+    car = next(line for line in lines if line.startswith("car "))
+    assert float(car.split()[1]) == pytest.approx(2 / 3, abs=1e-3)
+    assert lines[-1].split()[0] == "average"
+
+
+def test_cities_score_only_their_frames(two_cities, tmp_path, capsys):
+    # othercity perfect, testcity with a car missed: othercity alone scores 1.0, both cities less.
+    _write_predictions(tmp_path / "results", city="othercity")
+    _write_predictions(tmp_path / "results", drop={("testcity_000000_000000", 1)})
+    result = evaluate(str(two_cities), str(tmp_path / "results"), cities=["othercity"])
+    assert (result["ap"], result["frames"]) == (1.0, 2)
+    assert result["scored"] == "Scored val cities othercity: 2 frames."
+    whole = evaluate(str(two_cities), str(tmp_path / "results"))
+    assert whole["classes"]["car"]["ap"] == pytest.approx(5 / 6)  # 5 of 6 cars, precision 1
+    assert whole["scored"] == "Scored the whole val split: 4 frames."
+    assert main(["--dataset", str(two_cities), "--results", str(tmp_path / "results"),
+                 "--cities", "othercity,testcity", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "Scored val cities othercity, testcity: 4 frames."
+    assert json.loads(captured.out)["classes"]["car"]["ap"] == pytest.approx(5 / 6)
+
+
+def test_cities_and_only_predicted_refuse_what_they_cannot_score(two_cities, tmp_path, capsys):
+    _write_predictions(tmp_path / "results")
+    assert main(["--dataset", str(two_cities), "--results", str(tmp_path / "results"),
+                 "--cities", "frankfurt,testcity"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: --cities: frankfurt not among the val cities of {two_cities}: othercity, "
+        "testcity\n")
+    with pytest.raises(CityscapesEvaluationError, match="2 of the 2 frames of val cities othercity"):
+        evaluate(str(two_cities), str(tmp_path / "results"), cities=["othercity"])
+    with pytest.raises(ValueError, match="no frame of val cities othercity has results"):
+        evaluate(str(two_cities), str(tmp_path / "results"), only_predicted=True,
+                 cities=["othercity"])

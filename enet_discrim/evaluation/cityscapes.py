@@ -12,13 +12,16 @@ ground truth's resolution. `write_cityscapes_results` writes
     <results_dir>/masks/<stem>_<k>.png      (uint8, 0 / 255, k = instance id, 3 digits)
 
 `evaluate` runs the official evaluator (through `cityscapes_compat`, which makes it work under
-NumPy 2) with the gtFine instanceIds of a split as ground truth.
+NumPy 2) with the gtFine instanceIds of a split as ground truth: the whole split (every frame must
+have results), only the frames that have results (`only_predicted`), or the frames of some cities.
 
     python -m enet_discrim.evaluation.cityscapes --dataset CITYSCAPES_DIR --results RESULTS_DIR
+        [--only_predicted] [--cities CITY[,CITY...]]
 """
 
 import argparse
 import copy
+import fnmatch
 import glob
 import json
 import math
@@ -128,18 +131,28 @@ def instance_confidences(class_probabilities, instance_map, instance_class_train
     return scores
 
 
-def evaluate(dataset_dir, results_dir, split="val"):
-    """Official Cityscapes instance AP of a results folder.
+def select_ground_truth(dataset_dir, results_dir, split="val", only_predicted=False,
+                        cities=None):
+    """The ground truth frames to score, and a line saying which they are.
+
+    A frame has results when the results folder holds (anywhere below it) a
+    `<city>_<seq>_<frame>*.txt`, the file the official evaluator's `getPrediction` looks for.
 
     Args:
         dataset_dir: Cityscapes root holding `gtFine/<split>/<city>/*_gtFine_instanceIds.png`.
-        results_dir: folder written by `write_cityscapes_results` (one .txt per ground truth).
-        split: gtFine split to evaluate, normally "val".
+        results_dir: folder of results (`write_cityscapes_results`).
+        split: gtFine split, normally "val".
+        only_predicted: only the frames that have results (at least one).
+        cities: city folder names to keep (e.g. ["frankfurt", "lindau"]); None: all.
 
     Returns:
-        {"ap": float, "ap50": float, "classes": {name: {"ap": float, "ap50": float}}}; AP averages
-        overlaps 0.5:0.95, AP50 is at overlap 0.5; a class without ground truth or predictions
-        anywhere is NaN and left out of the averages (official behaviour).
+        (sorted list of instanceIds paths, str such as "Scored the whole val split: 500 frames.").
+
+    Raises:
+        ValueError: no ground truth, a missing results folder, a city not in the split; with
+            `only_predicted`, no frame with results.
+        CityscapesEvaluationError: without `only_predicted`, a frame without results (naming it and
+            counting the others).
     """
     search = os.path.join(dataset_dir, "gtFine", split, "*", "*_gtFine_instanceIds.png")
     ground_truth = sorted(glob.glob(search))
@@ -147,12 +160,75 @@ def evaluate(dataset_dir, results_dir, split="val"):
         raise ValueError(f"no ground truth found: nothing matches {search}")
     if not os.path.isdir(results_dir):
         raise ValueError(f"results folder {results_dir} does not exist")
+    what = f"the whole {split} split"
+    if cities is not None:
+        available = sorted({_city(path) for path in ground_truth})
+        unknown = [city for city in cities if city not in available]
+        if unknown or not cities:
+            raise ValueError(f"--cities: {', '.join(unknown) or 'none given'} not among the "
+                             f"{split} cities of {dataset_dir}: {', '.join(available)}")
+        ground_truth = [path for path in ground_truth if _city(path) in cities]
+        what = f"{split} cities {', '.join(cities)}"
+    result_files = [name for _, _, files in os.walk(results_dir) for name in files
+                    if name.endswith(".txt")]
+    matches = {path: _results_of(path, result_files) for path in ground_truth}
+    predicted = [path for path in ground_truth if matches[path]]
+    if only_predicted:
+        if not predicted:
+            raise ValueError(f"no frame of {what} has results in {results_dir} (a "
+                             "<city>_<seq>_<frame>*.txt)")
+        matched = {name for path in predicted for name in matches[path]}
+        unmatched = sorted(name for name in result_files if name not in matched)
+        if unmatched:
+            logging.warning("%d result file(s) in %s match no ground truth of %s, e.g. %s",
+                            len(unmatched), results_dir, what, unmatched[0])
+        return predicted, (f"Scored the {len(predicted)} predicted frames (of "
+                           f"{len(ground_truth)} in {what}).")
+    missing = [path for path in ground_truth if not matches[path]]
+    if missing:
+        raise CityscapesEvaluationError(
+            f"Found no prediction for ground truth {missing[0]}: {len(missing)} of the "
+            f"{len(ground_truth)} frames of {what} have no results in {results_dir}; "
+            "--only_predicted scores the predicted frames only, --cities some cities")
+    return ground_truth, f"Scored {what}: {len(ground_truth)} frames."
+
+
+def _city(ground_truth_path):
+    return os.path.basename(os.path.dirname(ground_truth_path))
+
+
+def _results_of(ground_truth_path, file_names):
+    """The names among `file_names` that `getPrediction` takes for the frame's results."""
+    city, sequence, frame = os.path.basename(ground_truth_path).split("_")[:3]
+    return fnmatch.filter(file_names, f"{city}_{sequence}_{frame}*.txt")
+
+
+def evaluate(dataset_dir, results_dir, split="val", only_predicted=False, cities=None):
+    """Official Cityscapes instance AP of a results folder.
+
+    Args:
+        dataset_dir: Cityscapes root holding `gtFine/<split>/<city>/*_gtFine_instanceIds.png`.
+        results_dir: folder written by `write_cityscapes_results` (one .txt per ground truth).
+        split: gtFine split to evaluate, normally "val".
+        only_predicted, cities: which frames to score (`select_ground_truth`); by default all of
+            the split, each of which must have results.
+
+    Returns:
+        {"ap": float, "ap50": float, "classes": {name: {"ap": float, "ap50": float}},
+        "frames": int, "scored": str}; AP averages overlaps 0.5:0.95, AP50 is at overlap 0.5; a
+        class without ground truth or predictions in the scored frames is NaN and left out of the
+        averages (official behaviour); "frames" counts the scored frames, "scored" says which
+        they are (`select_ground_truth`).
+    """
+    ground_truth, scored = select_ground_truth(dataset_dir, results_dir, split, only_predicted,
+                                               cities)
     logging.info("Evaluating %d %s images against %s", len(ground_truth), split, results_dir)
     with tempfile.TemporaryDirectory() as scratch_dir, \
             official_instance_evaluator(scratch_dir) as evaluator:
         args = copy.copy(evaluator.args)
         args.cityscapesPath = os.path.abspath(dataset_dir)
-        args.groundTruthSearch = search
+        args.groundTruthSearch = os.path.join(dataset_dir, "gtFine", split, "*",
+                                              "*_gtFine_instanceIds.png")
         args.predictionPath = os.path.abspath(results_dir)
         args.predictionWalk = None
         # A fresh cache: the default one lives inside the installed package and is never
@@ -175,6 +251,8 @@ def evaluate(dataset_dir, results_dir, split="val"):
         "ap50": float(averages["allAp50%"]),
         "classes": {name: {"ap": float(values["ap"]), "ap50": float(values["ap50%"])}
                     for name, values in averages["classes"].items()},
+        "frames": len(ground_truth),
+        "scored": scored,
     }
 
 
@@ -231,25 +309,40 @@ def format_results(result):
     return "\n".join(rows)
 
 
+def _city_list(text):
+    return [city.strip() for city in text.split(",") if city.strip()]
+
+
 def main(argv=None):
-    """Command line: evaluate a results folder and print AP and AP50 per class."""
+    """Command line: evaluate a results folder and print which frames were scored, then AP and
+    AP50 per class."""
     parser = argparse.ArgumentParser(
         description="Cityscapes instance AP / AP50 with the official evaluator.")
     parser.add_argument("--dataset", required=True,
                         help="Cityscapes root (with gtFine/<split>/<city>/...instanceIds.png)")
     parser.add_argument("--results", required=True, help="results folder (<stem>.txt + masks)")
     parser.add_argument("--split", default="val")
-    parser.add_argument("--json", action="store_true", help="print the result dict as JSON")
+    parser.add_argument("--only_predicted", action="store_true",
+                        help="score only the frames that have results (default: the whole split, "
+                             "each frame of which must have results)")
+    parser.add_argument("--cities", type=_city_list, metavar="CITY[,CITY...]",
+                        help="score only the frames of these cities")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result dict as JSON (the scored-frames line goes to "
+                             "stderr)")
     args = parser.parse_args(argv)
     try:
-        result = evaluate(args.dataset, args.results, args.split)
+        result = evaluate(args.dataset, args.results, args.split,
+                          only_predicted=args.only_predicted, cities=args.cities)
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.json:
+        print(result["scored"], file=sys.stderr)
         # NaN (classes absent everywhere) as null, so that the output is valid JSON.
         print(json.dumps(_nan_to_none(result)))
     else:
+        print(result["scored"])
         print(format_results(result))
     return 0
 
