@@ -5,6 +5,7 @@ Plots use matplotlib's object API with the Agg canvas, never pyplot, so nothing 
 current figure) changes and they work in training threads without a display.
 """
 
+import collections
 import colorsys
 
 import cv2
@@ -38,6 +39,42 @@ def instance_colors(n):
     return np.rint(np.asarray(colours, dtype=np.float64).reshape(-1, 3) * 255).astype(np.uint8)
 
 
+def class_instance_colors(instance_classes, classes):
+    """Colours of instances of several classes: a hue per class, a shade per instance.
+
+    Class `classes[i]` gets hue i / len(classes) (evenly around the circle, so that any two
+    classes are told apart by hue alone, in every frame alike); the j-th of a class's n instances
+    (in instance order) gets HSV value 1 - 0.6 j / (n - 1), and saturation 1 or 0.55 alternately,
+    so that neighbouring instances of one class differ in two ways.
+
+    Args:
+        instance_classes: int [K], the class of instance k at index k - 1 (e.g. Cityscapes train
+            ids, `Prediction.instance_classes`).
+        classes: every class that may occur, in a fixed order (e.g. the model's thing classes).
+
+    Returns:
+        uint8 [K, 3] RGB.
+
+    Raises:
+        ValueError: an instance class not in `classes`.
+    """
+    instance_classes = [int(c) for c in np.asarray(instance_classes).ravel()]
+    classes = [int(c) for c in classes]
+    unknown = sorted(set(instance_classes) - set(classes))
+    if unknown:
+        raise ValueError(f"instance classes {unknown} are not among the classes {classes}")
+    counts, seen = collections.Counter(instance_classes), collections.Counter()
+    colours = []
+    for class_id in instance_classes:
+        shade, count = seen[class_id], counts[class_id]
+        seen[class_id] += 1
+        value = 1.0 - 0.6 * shade / max(count - 1, 1)
+        saturation = 1.0 if shade % 2 == 0 else 0.55
+        colours.append(colorsys.hsv_to_rgb(classes.index(class_id) / len(classes), saturation,
+                                           value))
+    return np.rint(np.asarray(colours, dtype=np.float64).reshape(-1, 3) * 255).astype(np.uint8)
+
+
 def _check_image(image_rgb):
     image_rgb = np.asarray(image_rgb)
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
@@ -54,14 +91,18 @@ def resize_nearest(label_map, height, width):
     return cv2.resize(label_map, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
-def overlay_instances(image_rgb, instance_map, alpha=0.5):
+def overlay_instances(image_rgb, instance_map, alpha=0.5, instance_classes=None, classes=None):
     """Tint each instance's pixels with its colour; background pixels stay as they are.
 
     Args:
         image_rgb: uint8 [H, W, 3].
-        instance_map: int [h, w], 0 background, k > 0 instance k (colour `instance_colors` k-1);
-            resized nearest to [H, W].
+        instance_map: int [h, w], 0 background, k > 0 instance k; resized nearest to [H, W].
         alpha: weight of the colour (0: image only, 1: colour only).
+        instance_classes: None: instance k gets `instance_colors` row k - 1 (one class, e.g.
+            lanes). Else int [K], the class of instance k at index k - 1: each class its own hue,
+            each instance its own shade of it (`class_instance_colors`).
+        classes: with `instance_classes`, every class in a fixed order (e.g. the model's thing
+            classes), so that a class keeps its hue from frame to frame.
 
     Returns:
         uint8 [H, W, 3] new image.
@@ -71,9 +112,18 @@ def overlay_instances(image_rgb, instance_map, alpha=0.5):
     instances = resize_nearest(instance_map, height, width)
     overlaid = image_rgb.copy()
     on = instances > 0
+    if instance_classes is not None:
+        if classes is None:
+            raise ValueError("instance_classes need the classes in a fixed order (classes=...)")
+        colours = class_instance_colors(instance_classes, classes)
+        if instances.max(initial=0) > len(colours):
+            raise ValueError(f"instance {instances.max()} has no class (only {len(colours)} "
+                             "given)")
     if not on.any():
         return overlaid
-    colours = instance_colors(int(instances.max())).astype(np.float64)
+    if instance_classes is None:
+        colours = instance_colors(int(instances.max()))
+    colours = colours.astype(np.float64)
     blended = (1.0 - alpha) * image_rgb[on] + alpha * colours[instances[on] - 1]
     overlaid[on] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return overlaid

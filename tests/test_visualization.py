@@ -1,11 +1,14 @@
 """Tests for enet_discrim.visualization."""
+import colorsys
+
 import cv2
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from enet_discrim.visualization import (draw_lanes, embedding_scatter, embedding_scatter_image,
-                                        embedding_to_rgb, instance_colors, overlay_instances)
+from enet_discrim.visualization import (class_instance_colors, draw_lanes, embedding_scatter,
+                                        embedding_scatter_image, embedding_to_rgb, instance_colors,
+                                        overlay_instances)
 
 
 def test_instance_colors_distinct_and_deterministic():
@@ -88,3 +91,50 @@ def test_embedding_scatter_figure_png_and_image(tmp_path):
         assert (np.abs(image.astype(int) - colour).max(axis=2) <= 3).any()
     with pytest.raises(ValueError, match="must match"):
         embedding_scatter(embeddings, instance_map[:5])
+
+
+# --- Cityscapes overlays: a hue per class, a shade per instance (issue 16 item 3).
+
+def _hsv(colours):
+    return np.array([colorsys.rgb_to_hsv(*(np.asarray(c) / 255.0)) for c in colours])
+
+
+def test_class_colours_share_a_hue_per_class_and_differ_per_instance():
+    # Instances 1..5: car, person, car, car, person; classes in a fixed order person, rider, car.
+    colours = class_instance_colors([13, 11, 13, 13, 11], classes=[11, 12, 13])
+    assert colours.shape == (5, 3) and colours.dtype == np.uint8
+    hsv = _hsv(colours)
+    # person is class 0 of 3: hue 0; car is class 2 of 3: hue 2/3 (rounding to uint8 aside).
+    np.testing.assert_allclose(hsv[[1, 4], 0], 0.0, atol=0.01)
+    np.testing.assert_allclose(hsv[[0, 2, 3], 0], 2 / 3, atol=0.01)
+    assert len({tuple(c) for c in colours}) == 5
+    # Shades: the first of a class at full value, the last of three at 0.4.
+    np.testing.assert_allclose(hsv[[0, 2, 3], 2], [1.0, 0.7, 0.4], atol=0.01)
+    # The same class keeps its hue in another frame with other classes beside it.
+    np.testing.assert_array_equal(class_instance_colors([13], classes=[11, 12, 13]), colours[:1])
+    with pytest.raises(ValueError, match=r"instance classes \[14\] are not among"):
+        class_instance_colors([14], classes=[11, 13])
+
+
+def test_the_eight_cityscapes_thing_classes_are_an_eighth_of_the_hue_circle_apart():
+    hues = _hsv(class_instance_colors(list(range(11, 19)), classes=range(11, 19)))[:, 0]
+    gaps = np.abs(hues[:, None] - hues[None])
+    circular = np.minimum(gaps, 1 - gaps) + np.eye(8)
+    assert circular.min() > 1 / 8 - 0.01
+
+
+def test_class_overlay_paints_each_instance_in_its_class_shade():
+    image = np.full((2, 4, 3), 50, np.uint8)
+    instance_map = np.array([[1, 2, 0, 3], [1, 2, 0, 0]])
+    overlaid = overlay_instances(image, instance_map, alpha=1.0, instance_classes=[13, 13, 11],
+                                 classes=[11, 13])
+    expected = class_instance_colors([13, 13, 11], classes=[11, 13])
+    for instance in (1, 2, 3):
+        assert (overlaid[instance_map == instance] == expected[instance - 1]).all()
+    np.testing.assert_array_equal(overlaid[instance_map == 0], image[instance_map == 0])
+    hsv = _hsv([overlaid[0, 0], overlaid[0, 1], overlaid[0, 3]])
+    assert abs(hsv[0, 0] - hsv[1, 0]) < 0.01 and abs(hsv[0, 0] - hsv[2, 0]) > 0.4
+    with pytest.raises(ValueError, match="instance 3 has no class"):
+        overlay_instances(image, instance_map, instance_classes=[13, 13], classes=[11, 13])
+    with pytest.raises(ValueError, match="classes in a fixed order"):
+        overlay_instances(image, instance_map, instance_classes=[13, 13, 11])
