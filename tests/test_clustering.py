@@ -135,6 +135,38 @@ def test_cluster_per_class_unique_ids_and_classes():
     assert classes.dtype == np.int32
 
 
+def test_per_class_clustering_never_merges_classes_and_separates_instances():
+    # Issue 16 item 5. Person (11) instances A, B and car (13) instances C, D; A and C have the
+    # same embedding centre, B and D another, 3 away (2 * delta_d): the classes' embeddings
+    # overlap. Each instance lies in a ball of radius 0.45 < delta_v round its centre. A stuff
+    # row (class 0) and unsure pixels (-1) share A's centre too.
+    rng = np.random.default_rng(4)
+    height, width = 22, 40
+    truth = np.zeros((height, width), np.int32)
+    truth[0:10, 0:20], truth[10:20, 0:20] = 1, 2    # A, B: person
+    truth[0:10, 20:40], truth[10:20, 20:40] = 3, 4  # C, D: car
+    semantic = np.where(truth == 0, 0, np.where(truth <= 2, 11, 13))
+    semantic[21, :10] = -1
+    centres = {0: [0, 0, 0, 0], 1: [0, 0, 0, 0], 2: [3, 0, 0, 0], 3: [0, 0, 0, 0],
+               4: [3, 0, 0, 0]}
+    noise = rng.normal(size=(height, width, 4))
+    noise *= 0.45 * rng.uniform(size=(height, width, 1)) / np.linalg.norm(noise, axis=2,
+                                                                          keepdims=True)
+    embeddings = np.array([[centres[k] for k in row] for row in truth], float) + noise
+
+    instance_map, classes = cluster_per_class(embeddings, semantic, thing_classes=[11, 13],
+                                              min_pixels=10)
+    ids = {k: np.unique(instance_map[truth == k]) for k in (1, 2, 3, 4)}
+    assert all(len(found) == 1 and found[0] > 0 for found in ids.values())  # none split or lost
+    assert len({int(found[0]) for found in ids.values()}) == 4  # none merged, across or within
+    assert [classes[ids[k][0] - 1] for k in (1, 2, 3, 4)] == [11, 11, 13, 13]
+    assert (instance_map[truth == 0] == 0).all()
+    # Clustering the two classes together merges A with C and B with D: the overlap is real.
+    together = cluster_embeddings(embeddings, truth > 0, min_pixels=10)
+    merged = {k: set(np.unique(together[truth == k]).tolist()) for k in (1, 2, 3, 4)}
+    assert merged[1] == merged[3] and merged[2] == merged[4] and merged[1] != merged[2]
+
+
 def test_default_bandwidth_keeps_instances_that_just_meet_the_margins_apart():
     # delta_v = 0.5, delta_d = 1.5: each instance fills a ball of radius 0.5 (its surface included)
     # and the centres are 2 * delta_d = 3 apart, so the facing surfaces are only 2.0 apart.
