@@ -186,7 +186,8 @@ def test_the_whole_split_needs_every_frame_and_says_how_many_lack_results(two_ci
     _write_predictions(tmp_path / "results")
     with pytest.raises(CityscapesEvaluationError) as error:
         evaluate(str(two_cities), str(tmp_path / "results"))
-    first_missing = two_cities / "gtFine/val/othercity/othercity_000000_000000_gtFine_instanceIds.png"
+    first_missing = (two_cities / "gtFine/val/othercity"
+                     / "othercity_000000_000000_gtFine_instanceIds.png")
     assert str(error.value).startswith(
         f"Found no prediction for ground truth {first_missing}: 2 of the 4 frames of the whole "
         "val split have no results in ")
@@ -230,7 +231,8 @@ def test_cities_and_only_predicted_refuse_what_they_cannot_score(two_cities, tmp
     assert capsys.readouterr().err == (
         f"error: --cities: frankfurt not among the val cities of {two_cities}: othercity, "
         "testcity\n")
-    with pytest.raises(CityscapesEvaluationError, match="2 of the 2 frames of val cities othercity"):
+    with pytest.raises(CityscapesEvaluationError,
+                       match="2 of the 2 frames of val cities othercity"):
         evaluate(str(two_cities), str(tmp_path / "results"), cities=["othercity"])
     with pytest.raises(ValueError, match="no frame of val cities othercity has results"):
         evaluate(str(two_cities), str(tmp_path / "results"), only_predicted=True,
