@@ -32,6 +32,8 @@ setup(
         "tqdm",
     ],
     extras_require={"test": ["pytest", "pytest-xdist"]},
+    # One command for every tool: `enet-discrim train|infer|convert|eval|export|benchmark|generate ...`.
+    entry_points={"console_scripts": ["enet-discrim=enet_discrim.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Image Recognition",

@@ -1,82 +1,9 @@
-"""Trains ENet with the discriminative loss.
+"""Trains ENet with the discriminative loss: `python training.py --srcdir data --var 1.0 --dist 1.0`.
 
-    python training.py --srcdir data --var 1.0 --dist 1.0
-
-`--srcdir` holds the TFRecords written by `enet_discrim.data.tusimple` / `.cityscapes` (train-*
-and val-* shards), or a raw TuSimple / Cityscapes folder, which is converted first into its
-`tfrecords/` subfolder. Running the same command again after an interruption resumes from the last
-checkpoint in `--outdir`. Watch it with `tensorboard --logdir log`.
+The same as `enet-discrim train`; the flags and the code are in `enet_discrim.cli.train`.
 """
 
-import sys
-
-from absl import app, flags, logging
-
-flags.DEFINE_string("srcdir", "data", "TFRecords (train-*/val-* shards) or a raw dataset folder.")
-flags.DEFINE_string("modeldir", None, "A model folder (model.keras) to fine-tune from, e.g. trained_model.")
-flags.DEFINE_string("outdir", "saved_model", "Where model.keras, config.json and checkpoints go.")
-flags.DEFINE_string("logdir", "log", "TensorBoard log folder.")
-flags.DEFINE_integer("epochs", 50, "Number of epochs.")
-flags.DEFINE_float("var", 1.0, "Weight of the variance (pull) term.")
-flags.DEFINE_float("dist", 1.0, "Weight of the distance (push) term.")
-flags.DEFINE_float("reg", 0.001, "Weight of the regularization term.")
-flags.DEFINE_float("dvar", 0.5, "Variance margin delta_v.")
-flags.DEFINE_float("ddist", 1.5, "Distance margin delta_d.")
-flags.DEFINE_enum("dataset", "tusimple", ["tusimple", "cityscapes"], "Dataset in --srcdir.")
-flags.DEFINE_integer("batch_size", 8, "Global batch size (over all replicas).")
-flags.DEFINE_float("learning_rate", 5e-4, "Adam learning rate.")
-flags.DEFINE_integer("height", 256, "Training height, a multiple of 8.")
-flags.DEFINE_integer("width", 512, "Training width, a multiple of 8.")
-flags.DEFINE_integer("embedding_dim", 4, "Dimensions of the pixel embedding.")
-flags.DEFINE_enum("strategy", "auto", ["auto", "mirrored", "multi_worker"],
-                  "auto: all local GPUs; mirrored: MirroredStrategy; multi_worker: from TF_CONFIG.")
-flags.DEFINE_bool("mixed_precision", False, "float16 (GPU) / bfloat16 (CPU) compute with float32 weights.")
-flags.DEFINE_integer("checkpoint_every", 0, "Checkpoint every N steps; 0 = at the end of each epoch.")
-flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch; default: one pass over the training set.")
-flags.DEFINE_integer("validation_steps", None, "Validation batches per epoch; default: the whole set.")
-flags.DEFINE_integer("seed", 0, "Seed of the data shuffling and augmentation.")
-
-FLAGS = flags.FLAGS
-
-
-def main(argv):
-    del argv
-    from enet_discrim.training import TrainConfig, TrainingDivergedError, train
-
-    config = TrainConfig(
-        srcdir=FLAGS.srcdir,
-        outdir=FLAGS.outdir,
-        logdir=FLAGS.logdir,
-        modeldir=FLAGS.modeldir,
-        dataset=FLAGS.dataset,
-        epochs=FLAGS.epochs,
-        batch_size=FLAGS.batch_size,
-        learning_rate=FLAGS.learning_rate,
-        height=FLAGS.height,
-        width=FLAGS.width,
-        embedding_dim=FLAGS.embedding_dim,
-        var_weight=FLAGS.var,
-        dist_weight=FLAGS.dist,
-        reg_weight=FLAGS.reg,
-        delta_v=FLAGS.dvar,
-        delta_d=FLAGS.ddist,
-        strategy=FLAGS.strategy,
-        mixed_precision=FLAGS.mixed_precision,
-        checkpoint_every=FLAGS.checkpoint_every,
-        steps_per_epoch=FLAGS.steps_per_epoch,
-        validation_steps=FLAGS.validation_steps,
-        seed=FLAGS.seed,
-    )
-    try:
-        result = train(config)
-    except (ValueError, TrainingDivergedError) as error:
-        logging.error("%s", error)
-        sys.exit(f"training.py: {error}")
-    logging.info(
-        "Done: %d epochs, %d steps, best validation loss %.4f; model in %s",
-        result["epochs"], result["steps"], result["best_val_loss"], result["outdir"],
-    )
-
-
 if __name__ == "__main__":
-    app.run(main)
+    from enet_discrim.cli import train
+
+    train.run()

@@ -19,6 +19,7 @@ import sys
 import zipfile
 
 from enet_discrim import atomic
+from enet_discrim.cli import support
 from enet_discrim.lanes import LANE_MODELS
 
 MODEL_FILE = "model.keras"
@@ -286,11 +287,10 @@ def main(argv=None):
                                                    source=os.path.join(args.folder, CONFIG_FILE))
             write_settings(args.folder, settings)
     except ValueError as error:
-        print(f"model_dir: {error}", file=sys.stderr)
-        return 2
+        return support.report_error(error)
     print(json.dumps(settings.to_dict(), indent=2, sort_keys=True))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(support.run_main(main))

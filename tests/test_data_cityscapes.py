@@ -140,7 +140,7 @@ def test_bad_frames_are_reported_and_skipped_or_fail_under_strict(cityscapes_roo
 
     out = tmp_path / "out"
     assert cityscapes.main(["--srcdir", str(cityscapes_root), "--outdir", str(out), "--split",
-                            "train", "--strict"]) == 1
+                            "train", "--strict"]) == 2
     assert "3 bad input item(s), nothing written" in capsys.readouterr().err
     assert not out.exists()
 

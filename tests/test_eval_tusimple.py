@@ -113,7 +113,7 @@ def test_command_line(tmp_path, capsys):
                                                "0.000000"]
     assert main([pred, gt, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"accuracy": 1.0, "fp": 0.5, "fn": 0.0}
-    assert main([str(tmp_path / "nothing.json"), gt]) == 1
+    assert main([str(tmp_path / "nothing.json"), gt]) == 2
     assert "nothing.json" in capsys.readouterr().err
 
 
@@ -135,7 +135,7 @@ def test_prediction_values_of_the_wrong_type_are_errors_naming_the_line(tmp_path
     gt = _write(tmp_path, "gt.json", [_gt("a.jpg", [_vertical(100)]), _gt("b.jpg", [])])
     pred = _write(tmp_path, "pred.json", [_pred("a.jpg", [_vertical(100)]),
                                           {**_pred("b.jpg", []), field: value}])
-    assert main([pred, gt]) == 1
+    assert main([pred, gt]) == 2
     assert capsys.readouterr().err == f"error: {pred}:2: {reason}\n"
 
 

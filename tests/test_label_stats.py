@@ -164,7 +164,7 @@ def test_command_line_bad_line_exits_2_naming_file_and_line(tmp_path, capsys):
     path.write_text(json.dumps(_frame([])) + "\nnot json\n")
     assert main([str(path)]) == 2
     error = capsys.readouterr().err
-    assert error.startswith(f"label_stats: {path}:2: ")
+    assert error.startswith(f"error: {path}:2: ")
     assert error.count("\n") == 1
 
 
@@ -172,7 +172,7 @@ def test_command_line_empty_or_missing_file_exits_2(tmp_path, capsys):
     empty = tmp_path / "empty.json"
     empty.write_text("\n")
     assert main([str(empty)]) == 2
-    assert capsys.readouterr().err == f"label_stats: {empty}: no frames\n"
+    assert capsys.readouterr().err == f"error: {empty}: no frames\n"
     assert main([str(tmp_path / "nothing.json")]) == 2
     error = capsys.readouterr().err
-    assert error.startswith("label_stats: ") and "nothing.json" in error
+    assert error.startswith("error: ") and "nothing.json" in error

@@ -92,7 +92,7 @@ def test_cli_set_changes_only_the_named_keys_and_refuses_bad_values(tmp_path, ca
     assert model_dir.main(["set", folder, "min_confidence"]) == 2
     assert (tmp_path / "config.json").read_text() == before
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 2 and all(line.startswith("model_dir: ") for line in errors)
+    assert len(errors) == 2 and all(line.startswith("error: ") for line in errors)
     assert "min_confidence must be in [0, 1), got 2" in errors[0]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 

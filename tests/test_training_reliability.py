@@ -239,7 +239,7 @@ def test_training_py_reports_an_outdir_that_is_a_file_in_one_line(tmp_path, reco
     )
     assert completed.returncode != 0
     assert "Traceback" not in completed.stderr
-    assert re.fullmatch(r"training\.py: .*--outdir .*taken.* is a file, not a folder",
+    assert re.fullmatch(r"error: .*--outdir .*taken.* is a file, not a folder",
                         completed.stderr.strip().splitlines()[-1])
     assert not os.path.exists(tmp_path / "log")
 

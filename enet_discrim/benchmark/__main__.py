@@ -16,7 +16,13 @@ import json
 import os
 import platform
 import resource
+import sys
 import tempfile
+
+from enet_discrim.cli import support
+
+if __name__ == "__main__":  # `python -m`: before TensorFlow is imported, which logs as it loads
+    support.quiet_startup(sys.argv[1:])
 
 import cv2
 import keras
@@ -32,6 +38,7 @@ from enet_discrim.predictor import Predictor
 from enet_discrim.training import LossSettings, TrainConfig, make_train_step, save_model
 
 HEIGHT, WIDTH = 256, 512
+DEFAULT_MODELDIR = "trained_model"
 SEED = 0
 
 
@@ -161,12 +168,18 @@ def format_table(results):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m enet_discrim.benchmark", description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--modeldir", default="trained_model", help="also time this model end to end")
+    parser.add_argument("--modeldir",
+                        help=f"also time this model end to end (default: {DEFAULT_MODELDIR}, when it is there)")
     args = parser.parse_args(argv)
-    results = run_all(args.modeldir)
+    if args.modeldir is not None:
+        try:
+            model_dir.check_folder(args.modeldir)
+        except ValueError as error:
+            return support.report_error(error)
+    results = run_all(args.modeldir or DEFAULT_MODELDIR)
     print(json.dumps(results, indent=2) if args.json else format_table(results))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(support.run_main(main, tensorflow=True))

@@ -26,6 +26,11 @@ from cityscapesscripts.helpers import labels as cityscapes_labels
 import cv2
 import numpy as np
 
+from enet_discrim.cli import support
+
+if __name__ == "__main__":  # `python -m`: before schema imports TensorFlow, which logs as it loads
+    support.quiet_startup(sys.argv[1:])
+
 from enet_discrim.data import schema
 from enet_discrim.data import writer
 
@@ -253,7 +258,7 @@ def convert(srcdir, outdir, split, height=512, width=1024, strict=False,
 
 
 def main(argv=None):
-    """Command line entry point; returns the exit status (0 ok, 1 bad input under --strict)."""
+    """Command line entry point; returns the exit status (0 ok, 2 bad input: `cli.support`)."""
     parser = argparse.ArgumentParser(description="Convert a Cityscapes gtFine split to TFRecords.")
     parser.add_argument("--srcdir", required=True, help="Cityscapes root with leftImg8bit/, gtFine/")
     parser.add_argument("--outdir", required=True, help="output folder for shards")
@@ -266,16 +271,12 @@ def main(argv=None):
     try:
         summary = convert(args.srcdir, args.outdir, args.split, height=args.height,
                           width=args.width, strict=args.strict)
-    except writer.BadInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except ValueError as error:  # writer.BadInputError (--strict) is one too
+        return support.report_error(error)
     print(f"written: {args.split} {summary['counts'][args.split]}; "
           f"skipped: {len(summary['skipped'])} -> {args.outdir}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(support.run_main(main, tensorflow=True))

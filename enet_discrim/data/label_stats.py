@@ -33,7 +33,7 @@ Quantiles are numpy's (linear interpolation), by default at 5, 25, 50, 75 and 95
 
 prints one markdown-style table, a row per statistic and a column per set (set 1: the positional
 files, set 2: those after `--compare`), or with `--json` one object `{"sets": [{"name", "files",
-"statistics"}, ...]}`. Errors are printed as one line `label_stats: MESSAGE` on stderr, exit code 2.
+"statistics"}, ...]}`. Errors are printed as one line `error: MESSAGE` on stderr, exit code 2.
 """
 
 import argparse
@@ -44,6 +44,7 @@ import sys
 
 import numpy as np
 
+from enet_discrim.cli import support
 from enet_discrim.lanes import read_json_lines
 
 #: Quantile levels in percent.
@@ -399,8 +400,7 @@ def main(argv=None):
     try:
         stats_list = [label_statistics(read_label_files(paths)) for paths in file_sets]
     except (OSError, ValueError) as error:
-        print(f"label_stats: {str(error).replace(chr(10), ' ')}", file=sys.stderr)
-        return 2
+        return support.report_error(error)
     if args.json:
         print(json.dumps({"sets": [{"name": name, "files": paths, "statistics": stats}
                                    for name, paths, stats in zip(names, file_sets, stats_list)]}))
@@ -413,4 +413,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(support.run_main(main))

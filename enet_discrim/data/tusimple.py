@@ -27,6 +27,11 @@ from absl import logging
 import cv2
 import numpy as np
 
+from enet_discrim.cli import support
+
+if __name__ == "__main__":  # `python -m`: before schema imports TensorFlow, which logs as it loads
+    support.quiet_startup(sys.argv[1:])
+
 from enet_discrim.data import schema
 from enet_discrim.data import writer
 
@@ -372,7 +377,7 @@ def convert(srcdir, outdir, height=256, width=512, val_fraction=0.1, strict=Fals
 
 
 def main(argv=None):
-    """Command line entry point; returns the exit status (0 ok, 1 bad input under --strict)."""
+    """Command line entry point; returns the exit status (0 ok, 2 bad input: `cli.support`)."""
     parser = argparse.ArgumentParser(description="Convert TuSimple lane labels to TFRecords.")
     parser.add_argument("--srcdir", required=True, help="TuSimple folder with label_data_*.json")
     parser.add_argument("--outdir", required=True, help="output folder for shards")
@@ -385,12 +390,8 @@ def main(argv=None):
     try:
         summary = convert(args.srcdir, args.outdir, height=args.height, width=args.width,
                           val_fraction=args.val_fraction, strict=args.strict)
-    except writer.BadInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except ValueError as error:  # writer.BadInputError (--strict) is one too
+        return support.report_error(error)
     counts = summary["counts"]
     print(f"written: train {counts['train']}, val {counts['val']}; skipped: {len(summary['skipped'])}"
           f" -> {args.outdir}")
@@ -398,4 +399,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(support.run_main(main, tensorflow=True))

@@ -37,6 +37,7 @@ import sys
 
 import numpy as np
 
+from enet_discrim.cli import support
 from enet_discrim.lanes import read_json_lines
 
 #: Official constants: pixel tolerance at a vertical lane, and line accuracy for a match.
@@ -254,8 +255,7 @@ def main(argv=None):
     try:
         result = evaluate(args.pred, args.gt)
     except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return support.report_error(error)
     if args.json:
         print(json.dumps(result))
     else:
@@ -266,4 +266,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(support.run_main(main))

@@ -8,6 +8,7 @@ import sys
 
 from absl import logging
 
+from enet_discrim.cli import support
 from enet_discrim.data.synthetic import cityscapes, tusimple
 
 
@@ -65,11 +66,10 @@ def main(argv=None):
             summary = (f"cityscapes: {len(paths)} {args.split} samples "
                        f"({args.width}x{args.height}) in {args.outdir}")
     except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return support.report_error(error)
     print(summary)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(support.run_main(main))

@@ -1,0 +1,181 @@
+"""What every command line of the package shares: exit codes, the one-line error, a quiet start.
+
+Exit status of every command (`enet-discrim ...`, `training.py`, `inference.py`, `python -m ...`):
+
+- 0 (`EXIT_OK`): done;
+- 1 (`EXIT_FAILED`): the input was usable but the work failed (training diverged; the output
+  could not be written to a closed pipe);
+- 2 (`EXIT_BAD_INPUT`): bad input: a flag, file or data the command cannot use. It is the code
+  argparse already exits with for a bad flag, so a wrong flag and a wrong file read the same.
+
+An error is one line on stderr, `error: <message>` (`report_error`); the message names the file
+and the problem. TensorFlow writes about ten lines of C++ start-up log (oneDNN, CUDA,
+cpu_feature_guard, absl pre-initialisation) to stderr when it is imported; `quiet_startup` imports
+it with those lines held back unless `--verbose` is among the arguments.
+"""
+
+import os
+import re
+import sys
+import tempfile
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+VERBOSE_FLAG = "--verbose"
+
+# TensorFlow's C++ log threshold after start-up: 1 drops its INFO lines (device creation, XLA
+# service, end-of-sequence rendezvous) and keeps warnings and errors. A value the user exported
+# is kept.
+TF_LOG_LEVEL = "1"
+
+# Start-up lines that say nothing about this run: what TensorFlow prints on every machine while it
+# loads (on a machine without a GPU: "no CUDA driver", which is expected). Anything else it prints
+# then (a Python warning, a GPU library that failed to load) is passed on.
+_STARTUP_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|oneDNN custom operations are on"
+    r"|This TensorFlow binary is optimized to use available CPU instructions"
+    r"|^To enable the following instructions: .*rebuild TensorFlow"
+    r"|Could not find cuda drivers on your machine"
+    r"|failed call to cuInit"
+    r"|Unable to register cu(?:DNN|FFT|BLAS) factory"
+    r"|computation placer already registered"
+    r"|TF-TRT Warning: Could not find TensorRT"
+)
+# A C++ log line at INFO severity, in absl's format ("I0000 00:00:17...  123 file.cc:45] ...") or
+# TensorFlow's own older one ("2024-01-31 12:00:00.000000: I tensorflow/...cc:45] ...").
+_INFO_LINE = re.compile(r"^(?:I\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ |\d{4}-\d\d-\d\d [\d:.]+: I )\S+:\d+\] ")
+
+
+def one_line(message):
+    """`message` (an exception or text) on one line: its first line, then the others after "; "."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    if not lines:
+        return type(message).__name__ if isinstance(message, BaseException) else ""
+    return " ".join([lines[0], "; ".join(lines[1:])]).strip()
+
+
+def report_error(error, code=EXIT_BAD_INPUT):
+    """Writes `error: <message>` as one line to stderr and returns `code` for the caller to exit with.
+
+    Args:
+        error: the exception (or the message) to report; a multi-line message is joined into one
+            line (`one_line`).
+        code: `EXIT_BAD_INPUT` (the default) or `EXIT_FAILED`.
+
+    Returns:
+        `code`.
+    """
+    print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
+    return code
+
+
+def strip_verbose(argv):
+    """Returns (`argv` without `--verbose`, whether it was there)."""
+    argv = list(argv)
+    return [arg for arg in argv if arg != VERBOSE_FLAG], VERBOSE_FLAG in argv
+
+
+def quiet_startup(argv, tensorflow=True):
+    """Imports TensorFlow without its C++ start-up log, unless `--verbose` is in `argv`.
+
+    Call it before anything imports TensorFlow: the start-up lines are written while it loads.
+    Lines that are not known start-up noise are passed on to stderr, and if the import fails
+    everything it wrote is. With `--verbose` nothing is changed.
+
+    Args:
+        argv: the command's arguments.
+        tensorflow: False for a command that does not use TensorFlow: only `--verbose` is removed.
+
+    Returns:
+        `argv` without `--verbose`, for the command's own parser.
+    """
+    argv, verbose = strip_verbose(argv)
+    if tensorflow and not verbose and "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)
+        _import_tensorflow_quietly()
+    return argv
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with file descriptor 2 (C++ and Python writes alike) sent to a file.
+
+    Afterwards the lines that are not start-up noise are written to stderr; all of them if the
+    import failed, so that the failure keeps its explanation.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        failed = True
+        try:
+            import tensorflow as tf
+
+            # Looking for GPUs loads the CUDA driver, which logs (or fails to, on a machine
+            # without one) now rather than at the first operation. The runtime is not
+            # initialised by this: thread and memory-growth settings can still be made.
+            tf.config.list_physical_devices()
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines = sink.read().decode("utf-8", errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if failed or not is_startup_noise(line)))
+            sys.stderr.flush()
+
+
+def is_startup_noise(line):
+    """Whether a line TensorFlow wrote while it loaded is noise: an INFO line or a known one."""
+    return bool(_INFO_LINE.match(line) or _STARTUP_NOISE.search(line))
+
+
+def run_main(main, argv=None, tensorflow=False):
+    """Runs a command's `main(argv) -> exit status` the way every command runs.
+
+    `--verbose` is removed from `argv` and decides the TensorFlow start-up log (`quiet_startup`);
+    output to a pipe that closed early (`... | head`) ends the command with `EXIT_FAILED` instead
+    of a BrokenPipeError traceback.
+
+    Args:
+        main: the command's function: the argument list (no program name) -> exit status.
+        argv: the arguments; default `sys.argv[1:]`.
+        tensorflow: whether the command uses TensorFlow.
+
+    Returns:
+        The exit status.
+    """
+    argv = quiet_startup(sys.argv[1:] if argv is None else argv, tensorflow=tensorflow)
+    try:
+        status = main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that it does not fail twice.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_FAILED
+    return status
+
+
+def run_absl_app(main, argv):
+    """Runs an absl `main` (flags in `flags.FLAGS`) on `argv` (the program name first).
+
+    Unlike `absl.app.run`'s own flag parser (which exits 1 after a "FATAL Flags parsing error"
+    line and a hint), a bad flag is reported by `report_error` with `EXIT_BAD_INPUT`. Flags are
+    reset to their defaults before parsing, so that a second run in one process sees only its own.
+    Does not return: exits with `main`'s status.
+    """
+    from absl import app, flags
+
+    def parse(arguments):
+        flags.FLAGS.unparse_flags()
+        try:
+            return flags.FLAGS(arguments)
+        except flags.Error as error:
+            sys.exit(report_error(error))
+
+    app.run(main, argv=argv, flags_parser=parse)

@@ -1,0 +1,102 @@
+"""Trains ENet with the discriminative loss: `enet-discrim train` and `python training.py`.
+
+    enet-discrim train --srcdir data --var 1.0 --dist 1.0
+
+`--srcdir` holds the TFRecords written by `enet_discrim.data.tusimple` / `.cityscapes` (train-*
+and val-* shards), or a raw TuSimple / Cityscapes folder, which is converted first into its
+`tfrecords/` subfolder. Running the same command again after an interruption resumes from the last
+checkpoint in `--outdir`. Watch it with `tensorboard --logdir log`.
+
+Importing this module defines the flags in absl's global `flags.FLAGS`; `run` parses them.
+"""
+
+import sys
+
+from absl import flags, logging
+
+from enet_discrim.cli import support
+
+flags.DEFINE_string("srcdir", "data", "TFRecords (train-*/val-* shards) or a raw dataset folder.")
+flags.DEFINE_string("modeldir", None, "A model folder (model.keras) to fine-tune from, e.g. trained_model.")
+flags.DEFINE_string("outdir", "saved_model", "Where model.keras, config.json and checkpoints go.")
+flags.DEFINE_string("logdir", "log", "TensorBoard log folder.")
+flags.DEFINE_integer("epochs", 50, "Number of epochs.")
+flags.DEFINE_float("var", 1.0, "Weight of the variance (pull) term.")
+flags.DEFINE_float("dist", 1.0, "Weight of the distance (push) term.")
+flags.DEFINE_float("reg", 0.001, "Weight of the regularization term.")
+flags.DEFINE_float("dvar", 0.5, "Variance margin delta_v.")
+flags.DEFINE_float("ddist", 1.5, "Distance margin delta_d.")
+flags.DEFINE_enum("dataset", "tusimple", ["tusimple", "cityscapes"], "Dataset in --srcdir.")
+flags.DEFINE_integer("batch_size", 8, "Global batch size (over all replicas).")
+flags.DEFINE_float("learning_rate", 5e-4, "Adam learning rate.")
+flags.DEFINE_integer("height", 256, "Training height, a multiple of 8.")
+flags.DEFINE_integer("width", 512, "Training width, a multiple of 8.")
+flags.DEFINE_integer("embedding_dim", 4, "Dimensions of the pixel embedding.")
+flags.DEFINE_enum("strategy", "auto", ["auto", "mirrored", "multi_worker"],
+                  "auto: all local GPUs; mirrored: MirroredStrategy; multi_worker: from TF_CONFIG.")
+flags.DEFINE_bool("mixed_precision", False, "float16 (GPU) / bfloat16 (CPU) compute with float32 weights.")
+flags.DEFINE_integer("checkpoint_every", 0, "Checkpoint every N steps; 0 = at the end of each epoch.")
+flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch; default: one pass over the training set.")
+flags.DEFINE_integer("validation_steps", None, "Validation batches per epoch; default: the whole set.")
+flags.DEFINE_integer("seed", 0, "Seed of the data shuffling and augmentation.")
+
+FLAGS = flags.FLAGS
+_HELP_FLAGS = {"-?", "--help", "--helpshort", "--helpfull", "--helpxml"}
+
+
+def main(argv):
+    """absl main: trains with the parsed flags; returns the exit status (`support` codes)."""
+    if len(argv) > 1:
+        return support.report_error(f"unexpected arguments {' '.join(argv[1:])!r}: every setting is a --flag")
+    from enet_discrim.training import TrainConfig, TrainingDivergedError, train
+
+    config = TrainConfig(
+        srcdir=FLAGS.srcdir,
+        outdir=FLAGS.outdir,
+        logdir=FLAGS.logdir,
+        modeldir=FLAGS.modeldir,
+        dataset=FLAGS.dataset,
+        epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size,
+        learning_rate=FLAGS.learning_rate,
+        height=FLAGS.height,
+        width=FLAGS.width,
+        embedding_dim=FLAGS.embedding_dim,
+        var_weight=FLAGS.var,
+        dist_weight=FLAGS.dist,
+        reg_weight=FLAGS.reg,
+        delta_v=FLAGS.dvar,
+        delta_d=FLAGS.ddist,
+        strategy=FLAGS.strategy,
+        mixed_precision=FLAGS.mixed_precision,
+        checkpoint_every=FLAGS.checkpoint_every,
+        steps_per_epoch=FLAGS.steps_per_epoch,
+        validation_steps=FLAGS.validation_steps,
+        seed=FLAGS.seed,
+    )
+    try:
+        result = train(config)
+    except TrainingDivergedError as error:
+        return support.report_error(error, support.EXIT_FAILED)
+    except ValueError as error:
+        return support.report_error(error)
+    logging.info(
+        "Done: %d epochs, %d steps, best validation loss %.4f; model in %s",
+        result["epochs"], result["steps"], result["best_val_loss"], result["outdir"],
+    )
+    return support.EXIT_OK
+
+
+def run(argv=None):
+    """Trains from the command line `argv` (the program name first; default `sys.argv`); exits.
+
+    `--verbose` keeps TensorFlow's start-up log; `--help` lists the flags above.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    # absl prints --help before `main` imports TensorFlow: no need to load it.
+    argv[1:] = support.quiet_startup(argv[1:], tensorflow=not _HELP_FLAGS.intersection(argv[1:]))
+    # absl's --help lists the flags of the program's main module (a script: `training.py`, the
+    # `enet-discrim` launcher), which defines none itself: make this module's its key flags.
+    for flag in FLAGS.flags_by_module_dict().get(__name__, []):
+        FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    support.run_absl_app(main, argv)

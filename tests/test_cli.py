@@ -1,0 +1,196 @@
+"""The `enet-discrim` command: dispatch, help, the one-line error with exit 2, a quiet start."""
+import filecmp
+import importlib.metadata
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from enet_discrim import cli
+from enet_discrim.cli import support
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAINED_MODEL = os.path.join(REPO, "trained_model")
+H_SAMPLES = list(range(160, 720, 10))
+ONE_LINE_ERROR = re.compile(r"error: [^\n]+\n")
+
+
+def _environment():
+    """The subprocess environment: this checkout first, TensorFlow's log level not preset."""
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
+    return environment
+
+
+def _write_lines(path, records):
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return str(path)
+
+
+def test_help_lists_the_seven_commands_with_one_line_each(capsys):
+    assert cli.main(["--help"]) == 0
+    listed = {}
+    for line in capsys.readouterr().out.splitlines():
+        match = re.fullmatch(r"  (\S+)\s{2,}(\S.*)", line)
+        if match:
+            listed[match.group(1)] = match.group(2)
+    for name in ("train", "infer", "convert", "eval", "export", "benchmark", "generate"):
+        assert listed.get(name), f"{name} is not listed with a summary"
+
+
+def test_no_command_prints_the_help_to_stderr_and_exits_2(capsys):
+    assert cli.main([]) == support.EXIT_BAD_INPUT
+    captured = capsys.readouterr()
+    assert captured.out == "" and "  train " in captured.err
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["frobnicate", "--outdir", "x"], "'frobnicate'"),
+    (["convert"], "got none"),
+    (["eval", "kitti", "a.json"], "'kitti'"),
+])
+def test_unknown_command_or_dataset_is_one_line_error_exit_2(argv, named, capsys):
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert ONE_LINE_ERROR.fullmatch(captured.err) and named in captured.err
+    assert captured.out == ""
+
+
+def test_generate_tusimple_writes_what_the_generator_writes(tmp_path):
+    from enet_discrim.data.synthetic import tusimple
+
+    assert cli.main(["generate", "tusimple", "--outdir", str(tmp_path / "cli"), "--count", "2", "--seed", "3",
+                     "--log-every", "0"]) == 0
+    tusimple.generate(str(tmp_path / "direct"), 2, 3, "train", log_every=0)
+    frames = sorted(str(path.relative_to(tmp_path / "cli")) for path in (tmp_path / "cli").rglob("*.jpg"))
+    assert len(frames) == 2
+    direct = [str(path.relative_to(tmp_path / "direct")) for path in (tmp_path / "direct").rglob("*")]
+    names = [path for path in direct if os.path.isfile(tmp_path / "direct" / path)]
+    matched, mismatched, errors = filecmp.cmpfiles(tmp_path / "cli", tmp_path / "direct", names, shallow=False)
+    assert (mismatched, errors) == ([], []) and set(frames) <= set(matched)
+
+
+def test_convert_tusimple_writes_records_of_every_frame(tmp_path):
+    import tensorflow as tf
+
+    from enet_discrim.data.synthetic import tusimple
+
+    tusimple.generate(str(tmp_path / "raw"), 3, 1, "train", log_every=0)
+    assert cli.main(["convert", "tusimple", "--srcdir", str(tmp_path / "raw"), "--outdir", str(tmp_path / "rec"),
+                     "--height", "32", "--width", "64", "--val_fraction", "0"]) == 0
+    shards = [str(path) for path in (tmp_path / "rec").glob("train-*")]
+    assert sum(1 for _ in tf.data.TFRecordDataset(shards)) == 3
+
+
+def test_eval_tusimple_scores_a_hand_made_pair(tmp_path, capsys):
+    lane, other = [300] * len(H_SAMPLES), [900] * len(H_SAMPLES)
+    gt = _write_lines(tmp_path / "gt.json", [{"raw_file": "a.jpg", "lanes": [lane], "h_samples": H_SAMPLES}])
+    pred = _write_lines(tmp_path / "pred.json", [{"raw_file": "a.jpg", "lanes": [lane, other], "run_time": 20}])
+    assert cli.main(["eval", "tusimple", pred, gt, "--json"]) == 0
+    # The one ground-truth lane is found exactly; one of the two predicted lanes matches nothing.
+    assert json.loads(capsys.readouterr().out) == {"accuracy": 1.0, "fp": 0.5, "fn": 0.0}
+
+
+def test_model_show_prints_the_settings_of_trained_model(capsys):
+    with open(os.path.join(TRAINED_MODEL, "config.json"), encoding="utf-8") as file:
+        written = json.load(file)
+    assert cli.main(["--verbose", "model", "show", TRAINED_MODEL]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert {key: shown.get(key) for key in written} == written
+
+
+@pytest.mark.parametrize("command", ["export", "eval cityscapes"])
+def test_help_of_a_command_is_its_own(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(command.split() + ["--help"])
+    assert exit_.value.code == 0
+    assert {"export": "--format", "eval cityscapes": "--results"}[command] in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["eval tusimple MISSING GT", "model show MISSING", "label-stats BAD",
+                                     "convert tusimple --srcdir MISSING --outdir OUT",
+                                     "benchmark --modeldir MISSING"])
+def test_bad_input_is_the_same_one_line_error_and_exit_2_in_every_command(command, tmp_path, capsys):
+    gt = _write_lines(tmp_path / "gt.json", [{"raw_file": "a.jpg", "lanes": [], "h_samples": H_SAMPLES}])
+    (tmp_path / "bad.json").write_text("not json\n")
+    paths = {"MISSING": str(tmp_path / "missing"), "GT": gt, "BAD": str(tmp_path / "bad.json"),
+             "OUT": str(tmp_path / "out")}
+    assert cli.main([paths.get(word, word) for word in command.split()]) == support.EXIT_BAD_INPUT
+    error = capsys.readouterr().err
+    assert ONE_LINE_ERROR.fullmatch(error), error
+    assert ("missing" if "MISSING" in command else "bad.json") in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_multi_line_message_becomes_one_line(capsys):
+    assert support.report_error(ValueError("2 bad items:\na.json:3: no lanes\n\nb.json:1: not JSON\n")) == 2
+    assert capsys.readouterr().err == "error: 2 bad items: a.json:3: no lanes; b.json:1: not JSON\n"
+    assert support.report_error("diverged", support.EXIT_FAILED) == 1
+
+
+def test_verbose_is_removed_wherever_it_is():
+    assert support.quiet_startup(["--verbose", "show", "x", "--verbose"], tensorflow=False) == ["show", "x"]
+    assert support.strip_verbose(["show", "x"]) == (["show", "x"], False)
+
+
+@pytest.mark.parametrize("line, noise", [
+    ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n", True),
+    ("I0000 00:00:1795948837.383527     818 port.cc:153] oneDNN custom operations are on.\n", True),
+    ("2024-03-01 10:00:00.123456: I tensorflow/core/util/port.cc:113] oneDNN custom operations are on.\n", True),
+    ("To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the "
+     "appropriate compiler flags.\n", True),
+    ("E0000 00:00:1795948838.202406     818 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error\n", True),
+    ("W0000 00:00:17.1  9 gpu_device.cc:2342] Cannot dlopen some GPU libraries. Skipping registering GPU devices\n",
+     False),
+    ("/x/keras.py:3: DeprecationWarning: old\n", False),
+    ("error: --srcdir 'x' does not exist\n", False),
+])
+def test_startup_noise_is_info_and_the_known_lines_only(line, noise):
+    assert support.is_startup_noise(line) == noise
+
+
+def test_output_to_a_closed_pipe_is_no_traceback(tmp_path):
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run([sys.executable, "-m", "enet_discrim.model_dir", "show", TRAINED_MODEL],
+                              stdout=writer, stderr=subprocess.PIPE, text=True, env=_environment(), timeout=120)
+    finally:
+        os.close(writer)
+    assert done.stderr == ""
+    assert done.returncode == support.EXIT_FAILED
+
+
+def test_enet_discrim_is_an_installed_command():
+    try:
+        scripts = importlib.metadata.entry_points(group="console_scripts", name="enet-discrim")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("enet-discrim is not installed")
+    if not scripts:
+        pytest.skip("installed without the entry point (reinstall: pip install -e .)")
+    assert [script.value for script in scripts] == ["enet_discrim.cli:main"]
+    assert next(iter(scripts)).load() is cli.main
+
+
+@pytest.mark.slow
+def test_train_reports_bad_input_in_one_line_without_tensorflow_start_up_lines(tmp_path):
+    # Without the quiet start these lines precede it: oneDNN, cudart_stub, cpu_feature_guard, cuInit.
+    done = subprocess.run([sys.executable, "-m", "enet_discrim.cli", "train", f"--srcdir={tmp_path / 'none'}",
+                           f"--outdir={tmp_path / 'out'}", f"--logdir={tmp_path / 'log'}"],
+                          capture_output=True, text=True, env=_environment(), cwd=tmp_path, timeout=300)
+    assert done.returncode == support.EXIT_BAD_INPUT
+    assert done.stderr == f"error: --srcdir '{tmp_path / 'none'}' does not exist or is not a folder\n"
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_infer_runs_inference(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "enet_discrim.cli", "infer", f"--modeldir={tmp_path / 'none'}",
+                           f"--outdir={tmp_path / 'out'}"],
+                          capture_output=True, text=True, env=_environment(), cwd=tmp_path, timeout=300)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith(
+        f"Model folder '{tmp_path / 'none'}' does not exist (it needs model.keras and config.json)")
