@@ -20,6 +20,12 @@ DEFAULT_CONTRAST_RANGE = (0.8, 1.2)
 DEFAULT_SATURATION_RANGE = (0.8, 1.2)
 
 
+def has_shards(srcdir, split):
+    """Whether folder `srcdir` holds any shard of `split` (complete or not: see `find_shards`)."""
+    return os.path.isdir(srcdir) and any(
+        (writer.parse_shard_name(name) or ("",))[0] == split for name in os.listdir(srcdir))
+
+
 def find_shards(srcdir, split):
     """The complete shard set `SPLIT-xxxxx-of-NNNNN.tfrecord` of one split in `srcdir`.
 

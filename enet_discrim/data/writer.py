@@ -92,6 +92,10 @@ class Frame:
     payload: object
 
 
+#: What a converter writes beside its shards: dataset, size, classes and per-split counts.
+DATASET_INFO_FILE = "dataset_info.json"
+
+
 def shard_name(split, index, num_shards):
     """The file name of shard `index` (0-based) of `num_shards`: "train-00000-of-00004.tfrecord"."""
     return f"{split}-{index:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"

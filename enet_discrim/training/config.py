@@ -5,10 +5,9 @@ import json
 import os
 
 from enet_discrim import atomic
+from enet_discrim.data.records import DATASETS
 from enet_discrim.model import SIZE_MULTIPLE
-
-DATASETS = ("tusimple", "cityscapes")
-STRATEGIES = ("auto", "mirrored", "multi_worker")
+from enet_discrim.training.distribution import STRATEGIES
 
 # Settings that change what the saved model is: an --outdir trained with other values is not
 # resumed into or overwritten.

@@ -1,7 +1,8 @@
 """The training loop: data, strategy, resume, validation, TensorBoard, the saved model.
 
 `train(config)` is what `training.py` runs. Output in `config.outdir`:
-- `model.keras`: the model with the best validation loss (saved atomically);
+- `model.keras`: the model with the best validation loss (saved atomically), or the latest one
+  when the records have no validation split;
 - `config.json`: everything inference needs (`model_dir.InferenceSettings`);
 - `train_config.json`: the resolved settings of the run;
 - `checkpoints/`: `tf.train.CheckpointManager` checkpoints (model, optimizer, step, epoch).
@@ -20,12 +21,13 @@ from absl import logging
 from enet_discrim import atomic
 from enet_discrim import data as data_lib
 from enet_discrim import model_dir
-from enet_discrim.data import writer as data_writer
+from enet_discrim.data import records
 from enet_discrim.data import tusimple as tusimple_data
-from enet_discrim.data.pipeline import check_records
+from enet_discrim.data.pipeline import check_records, has_shards
 from enet_discrim.losses import class_weights_from_counts
 from enet_discrim.model import ENet
 from enet_discrim.training import summaries
+from enet_discrim.training import distribution
 from enet_discrim.training.config import TrainConfig, read_json, write_json
 from enet_discrim.training.step import LOSS_NAMES, LossSettings, make_eval_step, make_train_step
 
@@ -39,8 +41,6 @@ MODEL_TEMP_FILE = "model.tmp.keras"
 CHECKPOINT_TEMP_SUFFIX = "_temp"
 #: The checkpoint key of the step at which the current epoch began.
 EPOCH_START_KEY = "epoch_start_step/.ATTRIBUTES/VARIABLE_VALUE"
-CONVERTED_SUBDIR = "tfrecords"
-DATASET_INFO_FILE = "dataset_info.json"
 # Frames whose labels are read to estimate the class weights once.
 CLASS_WEIGHT_FRAMES = 200
 
@@ -73,13 +73,13 @@ def train(config, strategy=None):
     config.validate()
     previous = _check_outdir(config)
     records_dir, info = prepare_records(config)
-    strategy = strategy or make_strategy(config.strategy)
+    strategy = strategy or distribution.make_strategy(config.strategy)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(
             f"--batch_size {config.batch_size} must be a multiple of the {strategy.num_replicas_in_sync} replicas"
         )
     train_files = data_lib.find_shards(records_dir, "train")
-    val_files = data_lib.find_shards(records_dir, "val") if _has_shards(records_dir, "val") else []
+    val_files = data_lib.find_shards(records_dir, "val") if has_shards(records_dir, "val") else []
     callers_policy = keras.mixed_precision.global_policy()
     try:
         if config.mixed_precision:
@@ -97,7 +97,7 @@ def train(config, strategy=None):
 
 def _train(config, strategy, records_dir, info, previous, train_files, val_files):
     """`train` once the settings and the records are known to be good."""
-    num_train = _count(info, "train", train_files)
+    num_train = records.count_frames(info, "train", train_files)
     steps_per_epoch = config.steps_per_epoch or max(1, num_train // config.batch_size)
     class_weights = (previous or {}).get("class_weights") or _estimate_class_weights(
         train_files, config, info["num_classes"]
@@ -133,17 +133,17 @@ def _train(config, strategy, records_dir, info, previous, train_files, val_files
         epoch_start_step=epoch_start_step,
         train_loss_means={name: mean.variables for name, mean in train_loss_means.items()},
     )
-    is_chief = _is_chief(strategy)
+    is_chief = distribution.is_chief(strategy)
     checkpoint_dir = os.path.join(config.outdir, CHECKPOINT_DIR)
     if not is_chief:
-        checkpoint_dir = os.path.join(checkpoint_dir, f"worker_{_task_id(strategy)}")
+        checkpoint_dir = os.path.join(checkpoint_dir, f"worker_{distribution.task_id(strategy)}")
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=3)
     if manager.latest_checkpoint:
         earlier_steps_per_epoch = (previous or {}).get("steps_per_epoch") or steps_per_epoch
         _restore(manager.latest_checkpoint, checkpoint, core, epoch_start_step, earlier_steps_per_epoch)
 
     # Every check has passed: from here on the run writes.
-    log_root = config.logdir if is_chief else os.path.join(config.logdir, f"worker_{_task_id(strategy)}")
+    log_root = config.logdir if is_chief else os.path.join(config.logdir, f"worker_{distribution.task_id(strategy)}")
     created = []  # the folders and files this run made, removed if it fails before a checkpoint
     try:
         for folder in (config.outdir, os.path.join(log_root, "train"), os.path.join(log_root, "validation")):
@@ -171,6 +171,9 @@ def _train(config, strategy, records_dir, info, previous, train_files, val_files
         train_writer = tf.summary.create_file_writer(os.path.join(log_root, "train"))
         val_writer = tf.summary.create_file_writer(os.path.join(log_root, "validation"))
 
+        if not val_files:
+            logging.warning("No validation shards (val-*.tfrecord) in %s: %s will be the model "
+                            "after the last epoch", records_dir, MODEL_FILE)
         images_per_second = None
         while int(epoch) < config.epochs:
             # Steps of this epoch trained before a restart; more than steps_per_epoch when a run
@@ -204,22 +207,23 @@ def _train(config, strategy, records_dir, info, previous, train_files, val_files
             step = int(optimizer.iterations)
             steps_averaged = int(train_loss_means["total"].count)
             train_loss = float(train_loss_means["total"].result()) if steps_averaged else math.inf
-            if val_files:
-                val_loss = _validate(model, eval_step, strategy, val_files, config, val_writer, step, info)
-            else:
-                val_loss = train_loss
             epoch.assign_add(1)
             epoch_start_step.assign(step)
+            if val_files:
+                val_loss = _validate(model, eval_step, strategy, val_files, config, val_writer, step, info)
+                improved = val_loss < float(best_val_loss)
+                if improved:
+                    best_val_loss.assign(val_loss)
+            else:
+                val_loss, improved = None, True  # no way to compare: keep the latest
             logging.info(
-                "Epoch %d/%d: train loss %s, validation loss %.4f, %.1f images/s",
+                "Epoch %d/%d: train loss %s, validation loss %s, %.1f images/s",
                 int(epoch), config.epochs,
                 f"{train_loss:.4f} (mean of {steps_averaged} steps)" if steps_averaged else "unknown",
-                val_loss, images_per_second or 0.0,
+                "none" if val_loss is None else f"{val_loss:.4f}", images_per_second or 0.0,
             )
-            if val_loss < float(best_val_loss):
-                best_val_loss.assign(val_loss)
-                if is_chief:
-                    save_model(model, config, info, class_weights)
+            if improved and is_chief:
+                save_model(model, config, info, class_weights)
             for mean in train_loss_means.values():
                 mean.reset_state()
             manager.save(checkpoint_number=step)
@@ -259,48 +263,8 @@ def _restore(path, checkpoint, core, epoch_start_step, earlier_steps_per_epoch):
 
 
 def prepare_records(config):
-    """Finds the TFRecords of `config.srcdir`, converting a raw dataset folder first.
-
-    Returns:
-        `(records_dir, dataset_info)`.
-
-    Raises:
-        ValueError: the folder is missing, empty, or holds neither shards nor a known dataset.
-    """
-    srcdir = config.srcdir
-    if not os.path.isdir(srcdir):
-        raise ValueError(f"--srcdir {srcdir!r} does not exist or is not a folder")
-    if not os.listdir(srcdir):
-        raise ValueError(f"--srcdir {srcdir!r} is empty: it must hold TFRecords or a raw dataset")
-    if _has_shards(srcdir, "train"):
-        return srcdir, _dataset_info(srcdir, config)
-
-    converted = os.path.join(srcdir, CONVERTED_SUBDIR)
-    if _has_shards(converted, "train") and _matches_size(converted, config):
-        logging.info("Using the TFRecords converted earlier in %s", converted)
-        return converted, _dataset_info(converted, config)
-
-    from enet_discrim.data import cityscapes, tusimple  # converters only when needed
-
-    if tusimple.is_tusimple_root(srcdir):
-        if config.dataset != "tusimple":
-            raise ValueError(f"--srcdir {srcdir!r} holds a TuSimple dataset but --dataset is {config.dataset!r}")
-        logging.info("%s holds a raw TuSimple dataset: converting it to TFRecords in %s", srcdir, converted)
-        tusimple.convert(srcdir, converted, height=config.height, width=config.width)
-    elif cityscapes.is_cityscapes_root(srcdir):
-        if config.dataset != "cityscapes":
-            raise ValueError(f"--srcdir {srcdir!r} holds a Cityscapes dataset but --dataset is {config.dataset!r}")
-        logging.info("%s holds a raw Cityscapes dataset: converting it to TFRecords in %s", srcdir, converted)
-        for split in ("train", "val"):
-            cityscapes.convert(srcdir, converted, split, height=config.height, width=config.width)
-    else:
-        raise ValueError(
-            f"--srcdir {srcdir!r} holds no train-*.tfrecord shards and no raw TuSimple "
-            "(label_data_*.json) or Cityscapes (leftImg8bit/, gtFine/) dataset"
-        )
-    if not _has_shards(converted, "train"):
-        raise ValueError(f"Converting {srcdir!r} wrote no training frames: see the warnings above")
-    return converted, _dataset_info(converted, config)
+    """`records.prepare_records` for the srcdir, dataset and size of `config` (a `TrainConfig`)."""
+    return records.prepare_records(config.srcdir, config.dataset, config.height, config.width)
 
 
 def save_model(model, config, info, class_weights=None):
@@ -345,19 +309,6 @@ def _clustering_settings(config, info):
     return {"bandwidth": settings.bandwidth, "min_confidence": settings.min_confidence}
 
 
-def make_strategy(name):
-    """`auto`: MirroredStrategy when there are several GPUs, else the default strategy;
-    `mirrored`: MirroredStrategy over all local GPUs (or the CPU); `multi_worker`:
-    MultiWorkerMirroredStrategy configured by the TF_CONFIG environment variable."""
-    if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy multi_worker needs the TF_CONFIG environment variable (see README)")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "mirrored" or len(tf.config.list_physical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 def _validate(model, eval_step, strategy, val_files, config, writer, step, info):
     dataset = data_lib.build_dataset(
         val_files,
@@ -379,7 +330,7 @@ def _validate(model, eval_step, strategy, val_files, config, writer, step, info)
         logging.warning("Validation set smaller than one batch of %d: skipped", config.batch_size)
         return math.inf
     means = {name: total / batches for name, total in totals.items()}
-    if _is_chief(strategy):
+    if distribution.is_chief(strategy):
         first_images, first_labels = next(iter(dataset.unbatch().batch(config.image_summaries)))
         with writer.as_default(step=step):
             summaries.write_scalars(means)
@@ -489,52 +440,5 @@ def _estimate_class_weights(train_files, config, num_classes):
     return [float(weight) for weight in weights]
 
 
-def _dataset_info(records_dir, config):
-    path = os.path.join(records_dir, DATASET_INFO_FILE)
-    if os.path.exists(path):
-        info = data_writer.read_dataset_info(path)
-        if info.get("dataset", config.dataset) != config.dataset:
-            raise ValueError(f"{path} describes a {info['dataset']!r} dataset but --dataset is {config.dataset!r}")
-        return info
-    if config.dataset != "tusimple":
-        raise ValueError(f"{records_dir!r} has no {DATASET_INFO_FILE}: convert Cityscapes with enet_discrim.data.cityscapes")
-    return {"dataset": "tusimple", "num_classes": 2, "class_names": ["background", "lane"], "ignore_label": 255}
-
-
-def _matches_size(records_dir, config):
-    path = os.path.join(records_dir, DATASET_INFO_FILE)
-    if not os.path.exists(path):
-        return False
-    info = data_writer.read_dataset_info(path)
-    return (info.get("height"), info.get("width")) == (config.height, config.width)
-
-
-def _has_shards(directory, split):
-    return os.path.isdir(directory) and any(
-        name.startswith(f"{split}-") and name.endswith(".tfrecord") for name in os.listdir(directory)
-    )
-
-
-def _count(info, split, files):
-    counted = info.get("counts", {}).get(split)
-    if counted is not None:
-        return counted
-    return sum(1 for _ in tf.data.TFRecordDataset(files))
-
-
 def _learning_rate(optimizer):
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-
-
-def _is_chief(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
-        return True
-    return resolver.task_type in ("chief", None) or (
-        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
-    )
-
-
-def _task_id(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    return 0 if resolver is None else resolver.task_id
