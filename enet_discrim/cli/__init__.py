@@ -123,23 +123,24 @@ def main(argv=None):
 
 
 def _run(target, prog, argv):
+    if target.absl:  # `support.run_absl_command` starts them quietly itself, after --help or not
+        try:
+            module = importlib.import_module(target.module)
+        except ModuleNotFoundError as error:
+            if error.name != target.module or target.module != COMMANDS["infer"].target.module:
+                raise
+            return _run_inference_script(argv)
+        return getattr(module, target.function)([prog] + argv)
+    # The module is imported after the quiet start: some import TensorFlow as they load.
     argv = support.quiet_startup(argv, tensorflow=target.tensorflow)
-    try:
-        module = importlib.import_module(target.module)
-    except ModuleNotFoundError as error:
-        if error.name != target.module or target.module != COMMANDS["infer"].target.module:
-            raise
-        return _run_inference_script(argv)
-    function = getattr(module, target.function)
-    if target.absl:
-        return function([prog] + argv)
-    return support.run_main(function, argv)
+    module = importlib.import_module(target.module)
+    return support.run_main(getattr(module, target.function), argv)
 
 
 def _run_inference_script(argv):
     if not os.path.isfile(_INFERENCE_SCRIPT):
         return support.report_error(f"infer: {_INFERENCE_SCRIPT} is missing: this installation has no "
                                     "inference entry point")
-    sys.argv = [_INFERENCE_SCRIPT] + argv
+    sys.argv = [_INFERENCE_SCRIPT] + support.quiet_startup(argv)
     runpy.run_path(_INFERENCE_SCRIPT, run_name="__main__")
     return support.EXIT_OK

@@ -24,6 +24,7 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 VERBOSE_FLAG = "--verbose"
+_ABSL_HELP_FLAGS = {"-?", "--help", "--helpshort", "--helpfull", "--helpxml"}
 
 # TensorFlow's C++ log threshold after start-up: 1 drops its INFO lines (device creation, XLA
 # service, end-of-sequence rendezvous) and keeps warnings and errors. A value the user exported
@@ -161,15 +162,28 @@ def run_main(main, argv=None, tensorflow=False):
     return status
 
 
-def run_absl_app(main, argv):
-    """Runs an absl `main` (flags in `flags.FLAGS`) on `argv` (the program name first).
+def run_absl_command(main, flags_module, argv=None):
+    """Runs an absl command: `main(argv)` with the flags that module `flags_module` defined.
 
-    Unlike `absl.app.run`'s own flag parser (which exits 1 after a "FATAL Flags parsing error"
-    line and a hint), a bad flag is reported by `report_error` with `EXIT_BAD_INPUT`. Flags are
-    reset to their defaults before parsing, so that a second run in one process sees only its own.
-    Does not return: exits with `main`'s status.
+    `--verbose` is removed and decides the TensorFlow start-up log (`quiet_startup`; TensorFlow
+    is not loaded for --help). `--help` lists `flags_module`'s flags: absl lists those of the
+    program's main module (a script such as `training.py`, the `enet-discrim` launcher), which
+    defines none itself. A bad flag is one `report_error` line with `EXIT_BAD_INPUT`, where
+    `absl.app.run`'s own parser prints a "FATAL Flags parsing error" and a hint and exits 1.
+    Flags are reset to their defaults before parsing, so that a second run in one process sees
+    only its own. Does not return: exits with `main`'s status.
+
+    Args:
+        main: the absl main: the arguments left after the flags (program name first) -> status.
+        flags_module: the name of the module that defines the command's flags.
+        argv: the command line, program name first; default `sys.argv`.
     """
     from absl import app, flags
+
+    argv = list(sys.argv if argv is None else argv)
+    argv[1:] = quiet_startup(argv[1:], tensorflow=not _ABSL_HELP_FLAGS.intersection(argv[1:]))
+    for flag in flags.FLAGS.flags_by_module_dict().get(flags_module, []):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
     def parse(arguments):
         flags.FLAGS.unparse_flags()

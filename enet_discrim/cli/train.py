@@ -10,8 +10,6 @@ checkpoint in `--outdir`. Watch it with `tensorboard --logdir log`.
 Importing this module defines the flags in absl's global `flags.FLAGS`; `run` parses them.
 """
 
-import sys
-
 from absl import flags, logging
 
 from enet_discrim.cli import support
@@ -41,7 +39,6 @@ flags.DEFINE_integer("validation_steps", None, "Validation batches per epoch; de
 flags.DEFINE_integer("seed", 0, "Seed of the data shuffling and augmentation.")
 
 FLAGS = flags.FLAGS
-_HELP_FLAGS = {"-?", "--help", "--helpshort", "--helpfull", "--helpxml"}
 
 
 def main(argv):
@@ -88,15 +85,5 @@ def main(argv):
 
 
 def run(argv=None):
-    """Trains from the command line `argv` (the program name first; default `sys.argv`); exits.
-
-    `--verbose` keeps TensorFlow's start-up log; `--help` lists the flags above.
-    """
-    argv = list(sys.argv if argv is None else argv)
-    # absl prints --help before `main` imports TensorFlow: no need to load it.
-    argv[1:] = support.quiet_startup(argv[1:], tensorflow=not _HELP_FLAGS.intersection(argv[1:]))
-    # absl's --help lists the flags of the program's main module (a script: `training.py`, the
-    # `enet-discrim` launcher), which defines none itself: make this module's its key flags.
-    for flag in FLAGS.flags_by_module_dict().get(__name__, []):
-        FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-    support.run_absl_app(main, argv)
+    """Trains from the command line `argv` (the program name first; default `sys.argv`); exits."""
+    support.run_absl_command(main, __name__, argv)
