@@ -1,6 +1,6 @@
 """What every command line of the package shares: exit codes, the one-line error, a quiet start.
 
-Exit status of every command (`enet-discrim ...`, `training.py`, `inference.py`, `python -m ...`):
+Exit status of the commands (`enet-discrim ...`, `training.py`, the `python -m` tools):
 
 - 0 (`EXIT_OK`): done;
 - 1 (`EXIT_FAILED`): the input was usable but the work failed (training diverged; the output
