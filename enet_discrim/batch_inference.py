@@ -1,5 +1,7 @@
-"""Inference over a folder of frames (or a TuSimple tasks file): pictures, instance maps,
-TuSimple `predictions.json` or Cityscapes result files, and a per-stage timing summary.
+"""Inference over a folder of frames (or a TuSimple tasks file) or a video clip: pictures, instance
+maps, TuSimple `predictions.json` or Cityscapes result files, and a timing summary (per stage and
+wall clock). Frames are decoded ahead of the network and written behind it
+(`enet_discrim.frame_pipeline`).
 
 Frames are listed recursively under `--indir` (Cityscapes keeps them in city folders). Outputs
 in `outdir`, per frame `<name>` (`output_names`: a Cityscapes stem such as
@@ -10,26 +12,34 @@ or its tasks file `raw_file`, without the extension, "/" replaced by "_"; unique
 - `<name>_embedding.png` with `plots`: scatter plot of the embeddings coloured by cluster;
 - `predictions.json` (format "tusimple"): one TuSimple submission line per frame;
 - `cityscapes_results/` (format "cityscapes"): `<name>.txt` + masks for the official evaluator.
+`save` picks the pictures. A clip's outputs: `run_video`.
 """
 
 import collections
 import dataclasses
+import json
 import os
 import time
 
 import cv2
-import numpy as np
 from absl import logging
-from tqdm import tqdm
 
-from enet_discrim import atomic, lanes, visualization
+from enet_discrim import atomic, frame_pipeline, lanes, video, visualization
 from enet_discrim.data import tusimple, writer
 from enet_discrim.predictor import read_rgb
 
 FORMATS = ("tusimple", "cityscapes")
 PREDICTIONS_FILE = "predictions.json"
 CITYSCAPES_RESULTS_DIR = "cityscapes_results"
-STAGES = ("decode", "network", "clustering", "postprocessing", "writing")
+STAGES = frame_pipeline.STAGES
+#: Pictures a run can write per frame (`save`): `<name>_overlay.png`, `<name>_instances.png`.
+PICTURES = ("overlay", "instances")
+#: Overlays: PNG level 0 with no filter (stored, not compressed). Compressing a camera frame
+#: losslessly takes about as long as the shipped model's forward pass; storing it, about an
+#: eighth of that, at 4x the file size (2.7 MB per 1280 x 720 frame).
+OVERLAY_PNG_PARAMS = (cv2.IMWRITE_PNG_COMPRESSION, 0, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE)
+#: Instance maps are mostly background: OpenCV's default (run-length) is fast and small there.
+INSTANCES_PNG_PARAMS = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,15 +192,134 @@ def _frame_files(indir, exclude):
     return sorted(found, key=lambda relative: relative.split(os.sep))
 
 
-def run(predictor, jobs, outdir, output_format="tusimple", plots=False):
+def check_save(save):
+    """The picture kinds to write, checked: a subset of `PICTURES` as a tuple in `PICTURES` order.
+
+    Raises:
+        ValueError: naming the first unknown kind.
+    """
+    unknown = [kind for kind in save if kind not in PICTURES]
+    if unknown:
+        raise ValueError(f"unknown picture kind {unknown[0]!r} to save: choose from "
+                         f"{', '.join(PICTURES)} (comma-separated), or none")
+    return tuple(kind for kind in PICTURES if kind in save)
+
+
+def write_png(path, image, params=()):
+    """Encodes `image` (uint8 BGR [H, W, 3], or uint8/uint16 [H, W]) as PNG and writes it
+    atomically (`atomic.write_bytes`): a run killed mid-write leaves no truncated picture.
+
+    Args:
+        path: the PNG to write.
+        image: the picture.
+        params: `cv2.imencode` parameters, e.g. `OVERLAY_PNG_PARAMS`.
+
+    Raises:
+        ValueError: naming `path`, when the picture cannot be encoded or written.
+    """
+    try:
+        ok, encoded = cv2.imencode(".png", image, list(params))
+    except cv2.error as error:
+        raise ValueError(f"{path}: cannot encode {image.dtype} {image.shape} as PNG "
+                         f"({str(error).strip().splitlines()[-1]})") from None
+    if not ok:
+        raise ValueError(f"{path}: cannot encode {image.dtype} {image.shape} as PNG")
+    try:
+        atomic.write_bytes(path, encoded)
+    except OSError as error:
+        raise ValueError(f"{path}: cannot write ({error.strerror or error})") from None
+
+
+def _picture_writer(predictor, outdir, save, plots):
+    """(write_pictures(name, image, prediction), write_plot(name, prediction)): the functions that
+    write a frame's pictures (those in `save`) and its embedding plot (with `plots`) to `outdir`."""
+    by_class = len(predictor.thing_classes) > 1
+
+    def write_pictures(name, image, prediction):
+        if "instances" in save:
+            write_png(os.path.join(outdir, f"{name}_instances.png"),
+                      prediction.instances_at_frame_size(), INSTANCES_PNG_PARAMS)
+        if "overlay" in save:
+            write_png(os.path.join(outdir, f"{name}_overlay.png"),
+                      cv2.cvtColor(_overlay(predictor, image, prediction, by_class),
+                                   cv2.COLOR_RGB2BGR), OVERLAY_PNG_PARAMS)
+
+    def write_plot(name, prediction):
+        if plots:
+            visualization.embedding_scatter(prediction.embeddings, prediction.instances,
+                                            os.path.join(outdir, f"{name}_embedding.png"))
+
+    return write_pictures, write_plot
+
+
+def _overlay(predictor, image, prediction, by_class):
+    """The frame with its instances tinted: one hue per class for a model of several thing
+    classes (Cityscapes), so that a class keeps its hue from frame to frame."""
+    if by_class:
+        return visualization.overlay_instances(image, prediction.instances,
+                                               instance_classes=prediction.instance_classes,
+                                               classes=predictor.thing_classes)
+    return visualization.overlay_instances(image, prediction.instances)
+
+
+def _decode_files(jobs):
+    """`frame_pipeline.Decoded` frames of the jobs' files, in order; unreadable ones with their
+    "PATH: reason"."""
+    for job in jobs:
+        start = time.perf_counter()
+        try:
+            image, error = read_rgb(job.path), None
+        except ValueError as failure:
+            image, error = None, str(failure)
+            logging.warning("Skipped %s", failure)
+        yield frame_pipeline.Decoded(job, image, 1000 * (time.perf_counter() - start), error)
+
+
+def _prepare_outdir(outdir):
+    atomic.check_folder_target(outdir)
+    os.makedirs(outdir, exist_ok=True)
+    # Temporaries of killed runs (pictures, clips, result files) are garbage.
+    atomic.remove_leftovers(outdir, atomic.TEMP_PREFIX)
+
+
+def _summary(stats):
+    """The run's summary dict from `frame_pipeline.StreamStats` (see `run`)."""
+    frames = max(stats.processed, 1)
+    timings = {stage: total / frames for stage, total in stats.stage_ms.items()}
+    timings["total"] = sum(stats.stage_ms.values()) / frames
+    return {"processed": stats.processed, "skipped": list(stats.skipped), "timings_ms": timings,
+            "wall_s": stats.wall_s, "frames_per_second": stats.frames_per_second}
+
+
+def run(predictor, jobs, outdir, output_format="tusimple", plots=False, save=PICTURES,
+        pipelined=True):
     """Predicts every job and writes the outputs; bad files are reported and skipped.
 
+    Frames are decoded ahead of the network and written behind it (`frame_pipeline.run_stream`);
+    result lines stay in job order.
+
+    Args:
+        predictor: `enet_discrim.predictor.Predictor`.
+        jobs: `Job`s from `list_jobs`.
+        outdir: output folder (created).
+        output_format: "tusimple" (`predictions.json`) or "cityscapes" (`cityscapes_results/`).
+        plots: also write `<name>_embedding.png`.
+        save: picture kinds to write, a subset of `PICTURES` ("overlay", "instances").
+        pipelined: False decodes, predicts and writes one frame after the other.
+
     Returns:
-        dict: "processed" count, "skipped" list of "PATH: reason", "timings_ms" mean per stage and
-        "total", "predictions" path (tusimple) or "results_dir" (cityscapes).
+        dict: "processed" count, "skipped" list of "PATH: reason", "timings_ms" mean per stage
+        (`STAGES`) and "total" (their sum: a frame's work, whichever thread did it), "wall_s" and
+        "frames_per_second" (wall clock), "predictions" path (tusimple) or "results_dir"
+        (cityscapes).
+
+    Raises:
+        ValueError: a bad argument, before any work; a file that cannot be written (naming it),
+            which stops the run.
     """
     if output_format not in FORMATS:
         raise ValueError(f"unknown format {output_format!r}: choose one of {', '.join(FORMATS)}")
+    save = check_save(save)
     shared = sorted(name for name, count in collections.Counter(job.name for job in jobs).items()
                     if count > 1)
     if shared:
@@ -199,68 +328,155 @@ def run(predictor, jobs, outdir, output_format="tusimple", plots=False):
     if output_format == "tusimple" and not predictor.is_lanes:
         raise ValueError("--format tusimple needs a lane model (its config.json says dataset "
                          f"{predictor.config['dataset']!r})")
-    atomic.check_folder_target(outdir)
-    os.makedirs(outdir, exist_ok=True)
+    _prepare_outdir(outdir)
     predictions_path = os.path.join(outdir, PREDICTIONS_FILE)
     results_dir = os.path.join(outdir, CITYSCAPES_RESULTS_DIR)
-    skipped, lines = [], []
-    totals = dict.fromkeys(STAGES, 0.0)
-    frame_totals = []
+    write_pictures, write_plot = _picture_writer(predictor, outdir, save, plots)
+    lines = []
 
-    for job in tqdm(jobs, desc="inference", unit="frame"):
-        start = time.perf_counter()
-        try:
-            image = read_rgb(job.path)
-        except ValueError as error:
-            logging.warning("Skipped %s", error)
-            skipped.append(str(error))
-            continue
-        decoded = time.perf_counter()
-        prediction = predictor.predict(image, h_samples=job.h_samples)
-        predicted = time.perf_counter()
-        # TuSimple's run_time: the frame from decoding to fitted lanes, as a lane detector runs.
-        run_time_ms = 1000 * (predicted - start)
+    def add_line(predicted):
+        job = predicted.item
+        lines.append(lanes.tusimple_line(job.raw_file, predicted.prediction.lanes,
+                                         list(job.h_samples), predicted.run_time_ms))
 
-        instances = prediction.instances_at_frame_size()
-        cv2.imwrite(os.path.join(outdir, f"{job.name}_instances.png"), instances)
-        overlay = visualization.overlay_instances(image, prediction.instances)
-        cv2.imwrite(os.path.join(outdir, f"{job.name}_overlay.png"), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
-        if plots:
-            visualization.embedding_scatter(
-                prediction.embeddings, prediction.instances, os.path.join(outdir, f"{job.name}_embedding.png")
-            )
-        if output_format == "tusimple":
-            lines.append(lanes.tusimple_line(job.raw_file, prediction.lanes, list(job.h_samples), run_time_ms))
-        else:
-            _write_cityscapes(results_dir, job, prediction)
-        written = time.perf_counter()
+    def write(predicted):
+        write_pictures(predicted.item.name, predicted.image, predicted.prediction)
+        if output_format == "cityscapes":
+            _write_cityscapes(results_dir, predicted.item, predicted.prediction)
 
-        totals["decode"] += 1000 * (decoded - start)
-        for stage, milliseconds in prediction.timings_ms.items():
-            totals[stage] += milliseconds
-        totals["writing"] += 1000 * (written - predicted)
-        frame_totals.append(1000 * (written - start))
-
-    processed = len(frame_totals)
-    if output_format == "tusimple" and processed:
+    stats = frame_pipeline.run_stream(
+        _decode_files(jobs),
+        lambda image, job: predictor.predict(image, h_samples=job.h_samples),
+        write=write,
+        # Matplotlib figures are drawn in one thread.
+        write_in_order=(lambda predicted: write_plot(predicted.item.name, predicted.prediction))
+        if plots else None,
+        on_predicted=add_line if output_format == "tusimple" else None,
+        pipelined=pipelined,
+        progress_total=len(jobs),
+    )
+    if output_format == "tusimple" and stats.processed:
         atomic.write_text(predictions_path, "\n".join(lines) + "\n")
-    timings = {stage: total / max(processed, 1) for stage, total in totals.items()}
-    timings["total"] = sum(frame_totals) / max(processed, 1)
-    summary = {"processed": processed, "skipped": skipped, "timings_ms": timings}
+    summary = _summary(stats)
     summary["predictions" if output_format == "tusimple" else "results_dir"] = (
         predictions_path if output_format == "tusimple" else results_dir
     )
     return summary
 
 
+def run_video(predictor, path, outdir, save=PICTURES, plots=False, pipelined=True):
+    """Predicts every frame of a clip, in order, and writes (`CLIP` being the clip's file stem):
+
+    - `CLIP_overlay.mp4` ("overlay" in `save`): every frame at the clip's size and frame rate,
+      instances tinted and fitted lanes drawn (`video.ClipWriter`, MPEG-4);
+    - `CLIP.json`: one JSON line per frame, in order, `{"frame": i, "lanes": [...], "h_samples":
+      [...], "run_time": ms}`; lanes in frame pixels at `video.tusimple_rows` of the clip's height
+      (TuSimple's rows at 720), `[]` for a model that is not a lane model; run_time is the frame's
+      own latency from decoding to fitted lanes;
+    - `CLIP_<frame:06d>_instances.png` ("instances" in `save`), and `..._embedding.png` with
+      `plots`, per frame.
+
+    Args:
+        predictor: `enet_discrim.predictor.Predictor`.
+        path: a clip OpenCV reads.
+        outdir: output folder (created).
+        save: picture kinds, a subset of `PICTURES`.
+        plots: also write an embedding scatter plot per frame.
+        pipelined: False decodes, predicts and writes one frame after the other.
+
+    Returns:
+        dict as `run`'s, with "predictions" (the JSON lines file), "video" (the clip written, or
+        None) and "clip" (`video.ClipInfo` of the input).
+
+    Raises:
+        ValueError: one line naming the clip when it cannot be opened, or a file that cannot be
+            written (which stops the run; the overlay clip is then not written).
+    """
+    save = check_save(save)
+    atomic.check_folder_target(outdir)
+    capture, info = video.open_clip(path)
+    try:
+        _prepare_outdir(outdir)
+    except BaseException:
+        capture.release()
+        raise
+    clip = os.path.splitext(os.path.basename(path))[0]
+    rows = video.tusimple_rows(info.height)
+    predictions_path = os.path.join(outdir, f"{clip}.json")
+    overlay_path = os.path.join(outdir, f"{clip}_overlay.mp4")
+    write_pictures, write_plot = _picture_writer(predictor, outdir,
+                                                 tuple(kind for kind in save if kind != "overlay"),
+                                                 plots)
+    by_class = len(predictor.thing_classes) > 1
+    frames = (frame_pipeline.Decoded(index, image, decode_ms)
+              for index, (image, decode_ms) in enumerate(video.read_frames(capture)))
+    lines = []
+
+    def add_line(predicted):
+        fitted = predicted.prediction.lanes or []
+        lines.append(json.dumps({"frame": predicted.item,
+                                 "lanes": [[int(x) for x in lane] for lane in fitted],
+                                 "h_samples": rows, "run_time": float(predicted.run_time_ms)}))
+
+    def write(predicted):
+        write_pictures(f"{clip}_{predicted.item:06d}", predicted.image, predicted.prediction)
+
+    def write_in_order(predicted, writer):
+        prediction = predicted.prediction
+        if writer is not None:
+            drawn = _overlay(predictor, predicted.image, prediction, by_class)
+            writer.write(visualization.draw_lanes(drawn, prediction.lanes or [], rows))
+        write_plot(f"{clip}_{predicted.item:06d}", prediction)
+
+    writer = None
+    try:
+        if "overlay" in save:
+            writer = video.ClipWriter(overlay_path, info.width, info.height, info.fps)
+        stats = frame_pipeline.run_stream(
+            frames,
+            lambda image, index: predictor.predict(image, h_samples=rows),
+            write=write if "instances" in save else None,
+            write_in_order=(lambda predicted: write_in_order(predicted, writer))
+            if writer is not None or plots else None,
+            on_predicted=add_line,
+            pipelined=pipelined,
+            progress_total=info.frame_count or None,
+            progress_desc=clip,
+        )
+    except BaseException:
+        capture.release()  # the frames' generator releases it too, if it started
+        if writer is not None:
+            writer.discard()
+        raise
+    if stats.processed:
+        if writer is not None:
+            writer.close()
+        atomic.write_text(predictions_path, "\n".join(lines) + "\n")
+    elif writer is not None:
+        writer.discard()
+    if info.frame_count and stats.processed != info.frame_count:
+        logging.warning("%s: read %d frames, its container announces %d", path, stats.processed,
+                        info.frame_count)
+    summary = _summary(stats)
+    summary.update(predictions=predictions_path,
+                   video=overlay_path if writer is not None and stats.processed else None,
+                   clip=info)
+    return summary
+
+
 def format_summary(summary):
-    """Human-readable lines: counts and the mean milliseconds per frame of each stage."""
+    """Human-readable lines: counts, the mean milliseconds per frame of each stage and their sum
+    (a frame's work), and the wall-clock rate (stages overlap, so it beats the sum)."""
     timings = summary["timings_ms"]
     stages = ", ".join(f"{stage} {timings[stage]:.1f}" for stage in STAGES)
     lines = [
         f"Processed {summary['processed']} frame(s), skipped {len(summary['skipped'])}.",
         f"Mean ms per frame: {stages}; total {timings['total']:.1f}.",
     ]
+    if summary["processed"]:
+        lines.append(f"Wall clock: {summary['wall_s']:.2f} s, "
+                     f"{summary['frames_per_second']:.1f} frames per second "
+                     f"({1000 / summary['frames_per_second']:.1f} ms per frame).")
     lines += [f"  skipped {reason}" for reason in summary["skipped"]]
     return "\n".join(lines)
 

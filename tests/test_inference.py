@@ -3,14 +3,17 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from enet_discrim import batch_inference, lanes
+from enet_discrim import atomic, batch_inference, frame_pipeline, lanes, visualization
 from enet_discrim.model import ENet
+from enet_discrim.model_dir import InferenceSettings
 from enet_discrim.predictor import Predictor, load_config, read_rgb
 from enet_discrim.training import TrainConfig, save_model
 
@@ -48,6 +51,22 @@ def crafted_predictor(modeldir):
     predictor = Predictor(modeldir, min_pixels=10)
     predictor._network = two_lane_outputs
     return predictor
+
+
+class TwoLaneNetwork:
+    """Stands in for a lane model: `two_lane_outputs` whatever the frame, without building ENet."""
+
+    num_classes, embedding_dim = 2, 4
+
+    def __call__(self, images, training=False):
+        return two_lane_outputs(images)
+
+
+@pytest.fixture(scope="module")
+def two_lane_predictor():
+    """A lane Predictor on `TwoLaneNetwork` (fast to build: no Keras model is traced)."""
+    return Predictor(TwoLaneNetwork(), min_pixels=10,
+                     settings=InferenceSettings("tusimple", HEIGHT, WIDTH, 2, 4))
 
 
 def write_frames(directory, sizes=((72, 128),)):
@@ -365,3 +384,180 @@ def test_cli_missing_tasks_file_exits_with_one_line(modeldir, tmp_path):
     assert "Traceback" not in done.stderr
     assert done.stderr.splitlines()[-1] == (f"inference.py: --tusimple_tasks "
                                             f"'{tmp_path / 'nope.json'}' does not exist or is not a file")
+
+
+# --- Pipelined loop and --save (issue 17 item 2).
+
+def _outputs(folder):
+    """{file name: bytes} of a run's outputs, predictions.json without its run_time values."""
+    found = {}
+    for name in sorted(os.listdir(folder)):
+        content = (folder / name).read_bytes()
+        if name == batch_inference.PREDICTIONS_FILE:
+            content = [{**json.loads(line), "run_time": None} for line in content.splitlines()]
+        found[name] = content
+    return found
+
+
+def test_pipelined_run_matches_the_sequential_one(two_lane_predictor, tmp_path):
+    # Widths differ so that each frame's lanes (in frame pixels) and pictures differ.
+    sizes = ((720, 320), (720, 480), (720, 640), (720, 560), (720, 800), (720, 400))
+    write_frames(tmp_path / "in", sizes=sizes)
+    (tmp_path / "in" / "frame3.jpg").write_bytes(b"not a jpeg")  # skipped, in both runs
+    jobs = batch_inference.list_jobs(str(tmp_path / "in"))
+    summaries = {}
+    for pipelined in (False, True):
+        summaries[pipelined] = batch_inference.run(two_lane_predictor, jobs,
+                                                   str(tmp_path / f"out_{pipelined}"),
+                                                   plots=True, pipelined=pipelined)
+    assert summaries[True]["processed"] == summaries[False]["processed"] == 5
+    assert summaries[True]["skipped"] == summaries[False]["skipped"] == [
+        f"{tmp_path / 'in' / 'frame3.jpg'}: not a readable image"]
+    sequential, pipelined = _outputs(tmp_path / "out_False"), _outputs(tmp_path / "out_True")
+    assert sequential == pipelined
+    lines = sequential[batch_inference.PREDICTIONS_FILE]
+    assert [line["raw_file"] for line in lines] == [f"frame{i}.jpg" for i in (0, 1, 2, 4, 5)]
+    # The lanes lie at map columns 10-13 and 40-43 of 64: x = 12 / 64 and 42 / 64 of the width.
+    for line, width in zip(lines, (320, 480, 640, 800, 400)):
+        assert [max(lane) for lane in line["lanes"]] == pytest.approx([12 / 64 * width, 42 / 64 * width],
+                                                                      abs=2)
+    assert len(sequential) == 1 + 5 * 3  # predictions.json, overlay, instances, embedding
+
+
+def test_overlays_are_written_exactly(two_lane_predictor, tmp_path):
+    # Stored rather than compressed (a lower level), the overlay PNG is still the overlay.
+    write_frames(tmp_path / "in")
+    batch_inference.run(two_lane_predictor, batch_inference.list_jobs(str(tmp_path / "in")),
+                        str(tmp_path / "out"))
+    frame = read_rgb(str(tmp_path / "in" / "frame0.jpg"))
+    expected = two_lane_predictor.predict(frame)
+    written = cv2.imread(str(tmp_path / "out" / "frame0_overlay.png"))
+    np.testing.assert_array_equal(written[..., ::-1],
+                                  visualization.overlay_instances(frame, expected.instances))
+    instances = cv2.imread(str(tmp_path / "out" / "frame0_instances.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(instances, expected.instances_at_frame_size())
+
+
+@pytest.mark.parametrize("save, suffixes", [
+    (["overlay"], {"_overlay.png"}),
+    (["instances"], {"_instances.png"}),
+    ([], set()),
+    (["instances", "overlay"], {"_overlay.png", "_instances.png"}),
+])
+def test_save_picks_the_pictures(two_lane_predictor, tmp_path, save, suffixes):
+    write_frames(tmp_path / "in", sizes=((72, 128), (90, 160)))
+    summary = batch_inference.run(two_lane_predictor, batch_inference.list_jobs(str(tmp_path / "in")),
+                                  str(tmp_path / "out"), save=save)
+    assert summary["processed"] == 2
+    expected = {f"frame{i}{suffix}" for i in (0, 1) for suffix in suffixes}
+    assert set(os.listdir(tmp_path / "out")) == expected | {batch_inference.PREDICTIONS_FILE}
+
+
+def test_an_unknown_picture_kind_is_refused_before_any_work(two_lane_predictor, tmp_path):
+    write_frames(tmp_path / "in")
+    with pytest.raises(ValueError, match=r"^unknown picture kind 'embedding' to save: choose from "
+                                         r"overlay, instances"):
+        batch_inference.run(two_lane_predictor, batch_inference.list_jobs(str(tmp_path / "in")),
+                            str(tmp_path / "out"), save=["overlay", "embedding"])
+    assert not os.path.exists(tmp_path / "out")
+
+
+def _pipeline_threads():
+    return [thread.name for thread in threading.enumerate()
+            if thread.name.startswith(("frame-reader", "predict", "write"))]
+
+
+def test_a_failing_writer_stops_the_run_and_names_the_file(two_lane_predictor, tmp_path):
+    write_frames(tmp_path / "in", sizes=((72, 128),) * 12)
+    (tmp_path / "out" / "frame2_overlay.png").mkdir(parents=True)  # in the way of a picture
+    outcome = {}
+
+    def run():
+        try:
+            batch_inference.run(two_lane_predictor, batch_inference.list_jobs(str(tmp_path / "in")),
+                                str(tmp_path / "out"))
+        except ValueError as error:
+            outcome["error"] = str(error)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout=120)  # a hang guard: the run itself takes well under a second
+    assert not runner.is_alive(), "the run hangs after a writer failed"
+    assert outcome["error"] == f"{tmp_path / 'out' / 'frame2_overlay.png'}: cannot write (Is a directory)"
+    assert _pipeline_threads() == []
+    left = os.listdir(tmp_path / "out")
+    assert not [name for name in left if name.startswith(atomic.TEMP_PREFIX)]
+    assert batch_inference.PREDICTIONS_FILE not in left
+    assert "frame0_overlay.png" in left  # written before the failure, kept
+
+
+class _Prediction:
+    def __init__(self, value):
+        self.value, self.timings_ms = value, {"network": 1.0, "clustering": 2.0, "postprocessing": 3.0}
+
+
+def _decoded(count, fail_at=None, closed=None):
+    try:
+        for index in range(count):
+            if index == fail_at:
+                raise RuntimeError(f"frame {index} broke")
+            yield frame_pipeline.Decoded(index, index, 0.5)
+    finally:
+        if closed is not None:
+            closed.append(True)
+
+
+@pytest.mark.parametrize("pipelined, predict_threads", [(False, 1), (True, 1), (True, 2)])
+def test_run_stream_keeps_the_stream_order(pipelined, predict_threads):
+    rng = np.random.default_rng(0)
+    delays = rng.uniform(0, 0.004, size=(40, 3))
+
+    def predict(image, index):
+        time.sleep(delays[index, 0])
+        return _Prediction(image * 10)
+
+    seen, written, in_order = [], set(), []
+    stats = frame_pipeline.run_stream(
+        _decoded(40), predict,
+        write=lambda predicted: (time.sleep(delays[predicted.item, 1]), written.add(predicted.item)),
+        write_in_order=lambda predicted: (time.sleep(delays[predicted.item, 2]),
+                                          in_order.append(predicted.prediction.value)),
+        on_predicted=lambda predicted: seen.append((predicted.index, predicted.item)),
+        pipelined=pipelined, predict_threads=predict_threads, write_threads=3, max_pending=4)
+    assert seen == [(index, index) for index in range(40)]
+    assert in_order == [10 * index for index in range(40)]
+    assert written == set(range(40))
+    assert stats.processed == 40
+    assert stats.stage_ms["decode"] == pytest.approx(40 * 0.5)
+    assert stats.stage_ms["postprocessing"] == pytest.approx(40 * 3.0)
+    assert _pipeline_threads() == []
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_run_stream_raises_the_first_failure_and_stops(pipelined):
+    closed = []
+    with pytest.raises(RuntimeError, match="frame 5 broke"):
+        frame_pipeline.run_stream(_decoded(10, fail_at=5, closed=closed),
+                                  lambda image, index: _Prediction(image), pipelined=pipelined)
+    assert closed == [True]
+
+    def predict(image, index):
+        if index == 3:
+            raise ArithmeticError("network failed on frame 3")
+        return _Prediction(image)
+
+    closed, predicted = [], []
+    with pytest.raises(ArithmeticError, match="frame 3"):
+        frame_pipeline.run_stream(_decoded(1000, closed=closed), predict, pipelined=pipelined,
+                                  on_predicted=lambda frame: predicted.append(frame.item))
+    assert predicted == [0, 1, 2]
+    assert closed == [True]  # the stream was stopped, not read to its end
+    assert _pipeline_threads() == []
+
+
+def test_format_summary_gives_the_wall_clock_rate():
+    summary = {"processed": 10, "skipped": [], "wall_s": 2.0, "frames_per_second": 5.0,
+               "timings_ms": {**dict.fromkeys(batch_inference.STAGES, 1.0), "total": 5.0}}
+    text = batch_inference.format_summary(summary)
+    assert "Wall clock: 2.00 s, 5.0 frames per second (200.0 ms per frame)." in text
+    assert "decode 1.0, network 1.0" in text

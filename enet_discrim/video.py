@@ -1,0 +1,182 @@
+"""Video clips in and out with OpenCV: frames of any clip its FFmpeg reads, and a clip written at
+another's size and frame rate.
+
+`open_clip` checks a clip and says what it holds, `read_frames` decodes its frames in order as RGB,
+`ClipWriter` writes RGB frames to an MPEG-4 file atomically (a temporary file beside the target,
+renamed when the clip is complete, as `enet_discrim.atomic` does for single files).
+"""
+
+import dataclasses
+import os
+import tempfile
+import time
+
+# FFmpeg's own log lines ("moov atom not found") would precede our one-line error about a clip
+# that cannot be opened; read before OpenCV first opens a clip.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from enet_discrim import atomic, lanes  # noqa: E402
+
+#: Frame rate written when a clip does not report one (some containers carry none).
+FALLBACK_FPS = 30.0
+#: FourCC of the written clips: MPEG-4 part 2, which every OpenCV build with FFmpeg encodes.
+CODEC = "mp4v"
+#: TuSimple's frames are 720 rows high; their h_samples scale with a clip's height.
+TUSIMPLE_FRAME_HEIGHT = 720
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipInfo:
+    """What a clip holds, as its container reports it.
+
+    Attributes:
+        path: the clip's file.
+        width, height: frame size in pixels.
+        fps: frames per second (`FALLBACK_FPS` when the container gives none).
+        frame_count: frames the container announces; 0 when unknown. Only a hint (for a progress
+            bar): some containers miscount, so `read_frames` reads until the stream ends.
+    """
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+
+
+def _video_error(path, reason):
+    return ValueError(f"--video {path!r}: {reason}")
+
+
+def open_clip(path):
+    """Opens a clip for reading.
+
+    Args:
+        path: a video file in any format OpenCV reads (mp4, avi, mkv, ...).
+
+    Returns:
+        (cv2.VideoCapture positioned at the first frame, ClipInfo).
+
+    Raises:
+        ValueError: one line naming the clip, when it is missing, not a file, or cannot be opened
+            or decoded as a video.
+    """
+    if not os.path.isfile(path):
+        raise _video_error(path, "does not exist or is not a file")
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise _video_error(path, "cannot be opened as a video (not a video file, or a format "
+                                 "OpenCV cannot read)")
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if width <= 0 or height <= 0:
+        capture.release()
+        raise _video_error(path, "has no frame size (no video stream)")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    if not np.isfinite(fps) or fps <= 0:
+        fps = FALLBACK_FPS
+    frame_count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    frame_count = int(frame_count) if np.isfinite(frame_count) and frame_count > 0 else 0
+    return capture, ClipInfo(path, width, height, float(fps), frame_count)
+
+
+def read_frames(capture):
+    """The frames of an opened clip, in order, until its stream ends.
+
+    Args:
+        capture: from `open_clip`; released when the frames run out or the generator is closed.
+
+    Yields:
+        (uint8 RGB [H, W, 3] frame, milliseconds spent decoding and converting it).
+    """
+    try:
+        while True:
+            start = time.perf_counter()
+            ok, frame = capture.read()
+            if not ok or frame is None:
+                return
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            yield frame, 1000 * (time.perf_counter() - start)
+    finally:
+        capture.release()
+
+
+def tusimple_rows(frame_height):
+    """TuSimple's h_samples (rows 160, 170, ..., 710 of 720) scaled to a frame `frame_height` rows
+    high: the rows a clip's lanes are reported at, the same share of the frame as in TuSimple.
+
+    Returns:
+        list of int, strictly increasing, every row inside the frame.
+    """
+    scale = frame_height / TUSIMPLE_FRAME_HEIGHT
+    return sorted({min(frame_height - 1, round(row * scale)) for row in lanes.TUSIMPLE_H_SAMPLES})
+
+
+class ClipWriter:
+    """Writes RGB frames to an MPEG-4 clip; the clip appears at `path` only once it is complete.
+
+    Frames go to a temporary `.tmp-<pid>-...mp4` beside `path` (`atomic.TEMP_PREFIX`, so that
+    `atomic.remove_leftovers` recognises one left by a killed run); `close()` renames it to `path`,
+    `discard()` (or leaving a `with` block by an exception) deletes it and leaves any earlier clip
+    at `path` untouched.
+
+    Args:
+        path: the clip to write, e.g. `OUT/CLIP_overlay.mp4`.
+        width, height: frame size; every frame must have it.
+        fps: frame rate.
+
+    Raises:
+        ValueError: naming `path`, when OpenCV cannot open an MPEG-4 writer there.
+
+    Example:
+    >>> with ClipWriter("out.mp4", 1280, 720, 30.0) as clip:
+    ...     clip.write(frame_rgb)
+    """
+
+    def __init__(self, path, width, height, fps):
+        self.path, self.width, self.height, self.fps = path, int(width), int(height), float(fps)
+        folder = os.path.dirname(os.path.abspath(path))
+        handle, self._temp_path = tempfile.mkstemp(prefix=atomic.process_prefix(atomic.TEMP_PREFIX),
+                                                   suffix=".mp4", dir=folder)
+        os.close(handle)
+        self._writer = cv2.VideoWriter(self._temp_path, cv2.VideoWriter_fourcc(*CODEC), self.fps,
+                                       (self.width, self.height))
+        if not self._writer.isOpened():
+            self.discard()
+            raise ValueError(f"{path}: OpenCV cannot write an MPEG-4 ({CODEC}) clip here")
+        self.frames_written = 0
+
+    def write(self, frame_rgb):
+        """Appends one uint8 RGB [height, width, 3] frame."""
+        if frame_rgb.shape != (self.height, self.width, 3) or frame_rgb.dtype != np.uint8:
+            raise ValueError(f"{self.path}: frame {self.frames_written} is {frame_rgb.dtype} "
+                             f"{frame_rgb.shape}, the clip takes uint8 "
+                             f"{(self.height, self.width, 3)}")
+        self._writer.write(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
+        self.frames_written += 1
+
+    def close(self):
+        """Finishes the clip and moves it to `path`."""
+        self._writer.release()
+        os.chmod(self._temp_path, 0o644)  # mkstemp creates files private to the owner
+        os.replace(self._temp_path, self.path)
+
+    def discard(self):
+        """Stops writing and deletes the unfinished clip."""
+        if getattr(self, "_writer", None) is not None:
+            self._writer.release()
+        if os.path.exists(self._temp_path):
+            os.remove(self._temp_path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        if error_type is None:
+            self.close()
+        else:
+            self.discard()
+        return False
