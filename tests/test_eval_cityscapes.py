@@ -152,7 +152,7 @@ def test_missing_prediction_file_names_the_ground_truth(dataset, tmp_path):
 
 
 def test_no_ground_truth_is_a_clear_error(tmp_path, capsys):
-    assert main(["--dataset", str(tmp_path), "--results", str(tmp_path)]) == 1
+    assert main(["--dataset", str(tmp_path), "--results", str(tmp_path)]) == 2
     assert "no ground truth found" in capsys.readouterr().err
 
 
@@ -161,7 +161,7 @@ def test_a_mask_of_the_wrong_size_is_an_error_naming_it(dataset, tmp_path, capsy
     _write_predictions(tmp_path / "results")
     mask = tmp_path / "results/masks/testcity_000000_000000_002.png"
     cv2.imwrite(str(mask), np.full((10, 20), 255, np.uint8))
-    assert main(["--dataset", str(dataset), "--results", str(tmp_path / "results")]) == 1
+    assert main(["--dataset", str(dataset), "--results", str(tmp_path / "results")]) == 2
     text = tmp_path / "results/testcity_000000_000000.txt"
     gt = dataset / "gtFine/val/testcity/testcity_000000_000000_gtFine_instanceIds.png"
     assert capsys.readouterr().err == (
@@ -227,7 +227,7 @@ def test_cities_score_only_their_frames(two_cities, tmp_path, capsys):
 def test_cities_and_only_predicted_refuse_what_they_cannot_score(two_cities, tmp_path, capsys):
     _write_predictions(tmp_path / "results")
     assert main(["--dataset", str(two_cities), "--results", str(tmp_path / "results"),
-                 "--cities", "frankfurt,testcity"]) == 1
+                 "--cities", "frankfurt,testcity"]) == 2
     assert capsys.readouterr().err == (
         f"error: --cities: frankfurt not among the val cities of {two_cities}: othercity, "
         "testcity\n")

@@ -36,6 +36,7 @@ from absl import logging
 from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 from cityscapesscripts.helpers.labels import trainId2label
 
+from enet_discrim.cli import support
 from enet_discrim.evaluation.cityscapes_compat import (CityscapesEvaluationError,
                                                        official_instance_evaluator)
 
@@ -335,8 +336,7 @@ def main(argv=None):
         result = evaluate(args.dataset, args.results, args.split,
                           only_predicted=args.only_predicted, cities=args.cities)
     except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return support.report_error(error)
     if args.json:
         print(result["scored"], file=sys.stderr)
         # NaN (classes absent everywhere) as null, so that the output is valid JSON.
@@ -354,4 +354,4 @@ def _nan_to_none(tree):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(support.run_main(main))
