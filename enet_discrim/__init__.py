@@ -3,6 +3,18 @@
 The package follows the data: `data` (formats, TFRecords, tf.data) -> `model` (ENet) ->
 `losses` (discriminative and semantic) -> `training` -> `clustering` / post-processing ->
 `evaluation` -> visualisation and export.
+
+Importing the package registers its Keras classes (as `import keras_hub` does), so that
+`keras.saving.load_model("trained_model/model.keras")` works after `import enet_discrim`.
+TensorFlow is imported here without its C++ start-up log unless `--verbose` is among the
+program's arguments (`cli.support.quiet_startup`).
 """
+import sys
+
+from enet_discrim.cli import support as _support
+
+_support.quiet_startup(sys.argv[1:])
+
+from enet_discrim import model as _model  # noqa: E402  registers ENet and its layers
 
 __version__ = "0.1.0"

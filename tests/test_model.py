@@ -1,9 +1,15 @@
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from enet_discrim.model import ENet
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PAPER_PARAMETERS = 0.37e6  # Paszke et al. 2016, Table 3
 
@@ -104,3 +110,15 @@ def test_build_creates_every_weight_without_a_call():
     assert model.count_params() == 547_490
     with pytest.raises(ValueError, match="multiple of 8"):
         ENet().build((None, 250, 512, 3))
+
+
+@pytest.mark.slow
+def test_importing_the_package_lets_keras_load_the_shipped_model():
+    """`import enet_discrim` registers the classes; nothing else of ours is imported by hand."""
+    code = ("import enet_discrim, keras; "
+            "model = keras.saving.load_model('trained_model/model.keras', safe_mode=True); "
+            "print(type(model).__name__, model.num_classes)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ENet", "2"]
