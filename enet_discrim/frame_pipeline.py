@@ -8,7 +8,10 @@ stages:
 - a reader thread decodes frames into a bounded queue, `read_ahead` frames ahead of the network
   (OpenCV decodes without holding the GIL);
 - the caller's thread predicts the frames one by one, in stream order (TensorFlow releases the
-  GIL while the network runs);
+  GIL while the network runs). `predict_threads=2` predicts two frames at a time, so that one
+  frame's clustering and lane fitting overlap the next one's network; but then two networks share
+  the cores as well, and each frame's own latency (TuSimple's run_time, which must stay under
+  200 ms) grows, so one is the default;
 - writer threads write each predicted frame's outputs (`write`, any order, `write_threads` at a
   time) while the next frames are predicted; `write_in_order` runs in one more thread, frame after
   frame in stream order (a video's frames). At most `max_pending` frames wait to be written, so
@@ -203,8 +206,8 @@ def run_stream(frames, predict, write=None, write_in_order=None, on_predicted=No
         frames: iterable of `Decoded`, in stream order; decoding happens while it is iterated
             (in the reader thread when pipelined). A generator is closed when the loop ends.
         predict: function(image, item) -> prediction whose `timings_ms` holds "network",
-            "clustering" and "postprocessing" milliseconds (`Predictor.predict`); called in the
-            caller's thread, in stream order.
+            "clustering" and "postprocessing" milliseconds (`Predictor.predict`); called in
+            stream order, in the caller's thread (or `predict_threads` threads).
         write: function(Predicted) writing a frame's own files; runs in the writer threads, frames
             in any order and at the same time.
         write_in_order: function(Predicted) run in one thread, frame after frame in stream order
