@@ -1,0 +1,136 @@
+"""Training paths beyond the basic loop: a raw folder, no validation split, fine-tuning from a
+model folder, Cityscapes per-class training and mixed precision."""
+import json
+import logging
+import os
+
+import cv2
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from enet_discrim import model_dir
+from enet_discrim.data import cityscapes as cityscapes_data
+from enet_discrim.data import writer
+from enet_discrim.data.schema import make_example
+from enet_discrim.model import ENet
+from enet_discrim.training import train
+from tests.test_training import HEIGHT, WIDTH, tiny_config, write_tiny_records
+
+pytestmark = pytest.mark.slow
+
+
+def _trainable(model):
+    """The trainable weights in creation order (their paths carry each instance's own name)."""
+    return [weight.numpy() for weight in model.trainable_weights]
+
+
+def test_a_raw_tusimple_folder_is_converted_then_trained(tmp_path):
+    """The headline `training.py --srcdir data`: label files and clips, no TFRecords."""
+    raw = tmp_path / "raw"
+    lines = []
+    for i in range(4):
+        os.makedirs(raw / "clips" / str(i))
+        image = np.full((72, 128, 3), 80, np.uint8)
+        cv2.line(image, (40, 20), (20, 71), (230, 230, 230), 3)
+        cv2.imwrite(str(raw / "clips" / str(i) / "20.jpg"), image)
+        lines.append(json.dumps({"raw_file": f"clips/{i}/20.jpg", "lanes": [[35, 30, 25]],
+                                 "h_samples": [35, 50, 65]}))
+    (raw / "label_data_0313.json").write_text("\n".join(lines) + "\n")
+    config = tiny_config(tmp_path, srcdir=str(raw), epochs=1, steps_per_epoch=1)
+    result = train(config)
+    converted = raw / "tfrecords"
+    info = json.loads((converted / writer.DATASET_INFO_FILE).read_text())
+    assert (info["height"], info["width"]) == (HEIGHT, WIDTH)
+    assert sum(info["counts"].values()) == 4
+    assert result["steps"] == 1 and (tmp_path / "out" / "model.keras").is_file()
+
+
+def test_without_validation_shards_the_final_model_is_kept(tmp_path, caplog):
+    write_tiny_records(tmp_path / "records", frames=(6,))  # a train split only
+    config = tiny_config(tmp_path, epochs=2)
+    with caplog.at_level(logging.WARNING):
+        result = train(config)
+    assert any("No validation shards" in record.getMessage() for record in caplog.records)
+    assert result["best_val_loss"] == float("inf")
+    saved = keras.models.load_model(os.path.join(config.outdir, "model.keras"), safe_mode=True)
+    latest = tf.train.latest_checkpoint(os.path.join(config.outdir, "checkpoints"))
+    assert latest.endswith("-4")
+    # Every trainable weight of model.keras is, value for value, a model variable of the last
+    # checkpoint (step 4), not of the model after the first epoch.
+    reader = tf.train.load_checkpoint(latest)
+    final = [reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
+             if key.endswith("VARIABLE_VALUE")]
+    for value in _trainable(saved):
+        assert any(other.shape == value.shape and np.array_equal(other, value) for other in final)
+
+
+def test_fine_tuning_starts_from_the_model_folder(tmp_path):
+    write_tiny_records(tmp_path / "records")
+    source = ENet(num_classes=2, embedding_dim=4)
+    source.build((None, HEIGHT, WIDTH, 3))
+    settings = model_dir.InferenceSettings.for_trained_model(
+        dataset="tusimple", height=HEIGHT, width=WIDTH, num_classes=2, embedding_dim=4,
+        delta_v=0.5, delta_d=1.5, class_names=["background", "lane"], thing_train_ids=None,
+        ignore_label=255, lane_top_trim=0.0)
+    model_dir.save(tmp_path / "source", source, settings)
+    # A step this small leaves every trainable weight where it was; a fresh start would not.
+    config = tiny_config(tmp_path, modeldir=str(tmp_path / "source"), epochs=1, steps_per_epoch=1,
+                         learning_rate=1e-12)
+    train(config)
+    tuned = keras.models.load_model(os.path.join(config.outdir, "model.keras"), safe_mode=True)
+    expected = _trainable(source)
+    fresh = ENet(num_classes=2, embedding_dim=4)
+    fresh.build((None, HEIGHT, WIDTH, 3))
+    assert any(value.ndim == 4 and not np.allclose(value, other)
+               for value, other in zip(_trainable(fresh), expected, strict=True))
+    for value, other in zip(_trainable(tuned), expected, strict=True):
+        np.testing.assert_allclose(value, other, atol=1e-6)
+
+
+def write_tiny_cityscapes_records(directory, frames=(4, 2)):
+    """Shards and dataset_info.json as `enet_discrim.data.cityscapes` writes them: road and two
+    cars (trainId 13) and a person (11) per frame."""
+    os.makedirs(directory)
+    rng = np.random.default_rng(0)
+    for split, count in zip(("train", "val"), frames):
+        with tf.io.TFRecordWriter(os.path.join(directory, writer.shard_name(split, 0, 1))) as out:
+            for i in range(count):
+                semantic = np.zeros((HEIGHT, WIDTH), np.uint8)  # road
+                instance = np.zeros((HEIGHT, WIDTH), np.uint8)
+                for k, (train_id, x) in enumerate(((13, 4), (13, 24), (11, 48)), start=1):
+                    semantic[10:26, x:x + 12] = train_id
+                    instance[10:26, x:x + 12] = k
+                image = rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+                out.write(make_example(image, semantic, instance, f"{split}_{i}.png", "png"))
+    writer.write_json_atomic(os.path.join(directory, writer.DATASET_INFO_FILE), {
+        "dataset": "cityscapes", "num_classes": 19, "class_names": cityscapes_data.class_names(),
+        "ignore_label": 255, "thing_train_ids": cityscapes_data.thing_train_ids(),
+        "height": HEIGHT, "width": WIDTH, "counts": dict(zip(("train", "val"), frames))})
+    return directory
+
+
+def test_cityscapes_trains_per_class_and_writes_its_inference_settings(tmp_path):
+    write_tiny_cityscapes_records(tmp_path / "records")
+    config = tiny_config(tmp_path, dataset="cityscapes", embedding_dim=8, epochs=1,
+                         steps_per_epoch=1)
+    result = train(config)
+    assert np.isfinite(result["best_val_loss"])
+    settings = model_dir.load_settings(config.outdir)
+    assert settings.dataset == "cityscapes" and settings.num_classes == 19
+    assert list(settings.thing_train_ids) == list(range(11, 19)) and settings.embedding_dim == 8
+    assert settings.class_names[13] == "car" and settings.lane_top_trim == 0.0
+    model = keras.models.load_model(os.path.join(config.outdir, "model.keras"), safe_mode=True)
+    outputs = model(np.zeros((1, HEIGHT, WIDTH, 3), np.float32))
+    assert outputs["semantic_logits"].shape[-1] == 19 and outputs["embeddings"].shape[-1] == 8
+
+
+def test_mixed_precision_trains_and_leaves_the_global_policy_alone(tmp_path):
+    write_tiny_records(tmp_path / "records")
+    before = keras.mixed_precision.global_policy().name
+    result = train(tiny_config(tmp_path, mixed_precision=True, epochs=1, steps_per_epoch=1))
+    assert np.isfinite(result["best_val_loss"])
+    assert keras.mixed_precision.global_policy().name == before
+    model = keras.models.load_model(os.path.join(tmp_path, "out", "model.keras"), safe_mode=True)
+    assert {weight.dtype for weight in model.weights} == {"float32"}
