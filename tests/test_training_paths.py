@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from enet_discrim import model_dir
 from enet_discrim.data import cityscapes as cityscapes_data
+from enet_discrim.data import tusimple as tusimple_data
 from enet_discrim.data import writer
 from enet_discrim.data.schema import make_example
 from enet_discrim.model import ENet
@@ -26,38 +27,34 @@ def _trainable(model):
     return [weight.numpy() for weight in model.trainable_weights]
 
 
-def test_a_raw_tusimple_folder_is_converted_then_trained(tmp_path):
-    """The headline `training.py --srcdir data`: label files and clips, no TFRecords."""
+def test_a_raw_folder_without_validation_frames_is_converted_and_its_final_model_kept(
+        tmp_path, caplog):
+    """The headline `training.py --srcdir data` on label files and clips (no TFRecords), whose
+    frames all fall in the train split: no validation, so the final model is the one kept."""
     raw = tmp_path / "raw"
+    names = [name for name in (f"clips/{i}/20.jpg" for i in range(40))
+             if tusimple_data.split_of(name, 0.1) == "train"][:4]
     lines = []
-    for i in range(4):
-        os.makedirs(raw / "clips" / str(i))
+    for name in names:
+        os.makedirs(raw / os.path.dirname(name))
         image = np.full((72, 128, 3), 80, np.uint8)
         cv2.line(image, (40, 20), (20, 71), (230, 230, 230), 3)
-        cv2.imwrite(str(raw / "clips" / str(i) / "20.jpg"), image)
-        lines.append(json.dumps({"raw_file": f"clips/{i}/20.jpg", "lanes": [[35, 30, 25]],
+        cv2.imwrite(str(raw / name), image)
+        lines.append(json.dumps({"raw_file": name, "lanes": [[35, 30, 25]],
                                  "h_samples": [35, 50, 65]}))
     (raw / "label_data_0313.json").write_text("\n".join(lines) + "\n")
-    config = tiny_config(tmp_path, srcdir=str(raw), epochs=1, steps_per_epoch=1)
-    result = train(config)
-    converted = raw / "tfrecords"
-    info = json.loads((converted / writer.DATASET_INFO_FILE).read_text())
-    assert (info["height"], info["width"]) == (HEIGHT, WIDTH)
-    assert sum(info["counts"].values()) == 4
-    assert result["steps"] == 1 and (tmp_path / "out" / "model.keras").is_file()
-
-
-def test_without_validation_shards_the_final_model_is_kept(tmp_path, caplog):
-    write_tiny_records(tmp_path / "records", frames=(6,))  # a train split only
-    config = tiny_config(tmp_path, epochs=2)
+    config = tiny_config(tmp_path, srcdir=str(raw), epochs=2, batch_size=1)
     with caplog.at_level(logging.WARNING):
         result = train(config)
+    info = json.loads((raw / "tfrecords" / writer.DATASET_INFO_FILE).read_text())
+    assert (info["height"], info["width"]) == (HEIGHT, WIDTH)
+    assert info["counts"] == {"train": 4, "val": 0}
     assert any("No validation shards" in record.getMessage() for record in caplog.records)
     assert result["best_val_loss"] == float("inf")
     saved = keras.models.load_model(os.path.join(config.outdir, "model.keras"), safe_mode=True)
     latest = tf.train.latest_checkpoint(os.path.join(config.outdir, "checkpoints"))
     assert latest.endswith("-4")
-    # Every trainable weight of model.keras is, value for value, a model variable of the last
+    # Every trainable weight of model.keras is, value for value, a variable of the last
     # checkpoint (step 4), not of the model after the first epoch.
     reader = tf.train.load_checkpoint(latest)
     final = [reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
