@@ -1,0 +1,11 @@
+"""The files the package reads and writes, one module per format.
+
+- `tusimple`: TuSimple's JSON lines (labels, test tasks, predictions, a clip's lanes), its rows
+  (`H_SAMPLES`) and the checks every reader of them shares.
+- `cityscapes`: Cityscapes' file names and instance-id encoding, and the instance results folder
+  the official evaluator reads.
+- `images`: the one image reader (frames and label maps) and the one label-map resize.
+
+Converters (`enet_discrim.data`), inference (`batch_inference`, `video`) and evaluation
+(`enet_discrim.evaluation`) import these modules, not each other.
+"""

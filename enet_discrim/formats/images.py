@@ -1,0 +1,104 @@
+"""Image files and label maps: the one image reader and the one label-map resize.
+
+Files are read as bytes and decoded with `cv2.imdecode`, not with `cv2.imread`, which answers
+every failure alike with None: here a missing file, one that cannot be read, an empty one and one
+that is no image each get their own reason, and the file is opened by Python (so paths OpenCV
+cannot open on some systems work too).
+"""
+
+import cv2
+import numpy as np
+
+# Dtypes cv2.resize takes as they are; other integer maps go through int32.
+_RESIZABLE = (np.uint8, np.int8, np.uint16, np.int16, np.int32)
+
+
+class ImageError(ValueError):
+    """An image file that cannot be used; `str(error)` is `PATH: reason`.
+
+    Attributes:
+        path: the file.
+        reason: what is wrong with it, e.g. "empty file (0 bytes)".
+    """
+
+    def __init__(self, path, reason):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def read_image(path, unchanged=False):
+    """Reads an image file.
+
+    Args:
+        path: a file in a format OpenCV decodes (PNG, JPEG, ...).
+        unchanged: False: the picture as uint8 RGB [H, W, 3], whatever is stored (OpenCV's
+            IMREAD_COLOR: grey is repeated over the channels, 16 bits are shifted to 8, alpha is
+            dropped). True: the pixels as stored, e.g. a label map's uint8 or uint16 [H, W].
+
+    Returns:
+        the image array.
+
+    Raises:
+        ImageError: `PATH: reason`: "no such file", "cannot read (OS reason)", "empty file
+            (0 bytes)" or "not a readable image".
+    """
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read()
+    except FileNotFoundError:
+        raise ImageError(path, "no such file") from None
+    except OSError as error:
+        raise ImageError(path, f"cannot read ({error.strerror or error})") from None
+    if not data:
+        raise ImageError(path, "empty file (0 bytes)")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8),
+                             cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
+    if image is None or image.size == 0:
+        raise ImageError(path, "not a readable image")
+    return image if unchanged else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def resize_labels(label_map, width, height):
+    """A label map (class or instance ids) resized to width x height with nearest neighbour.
+
+    Every output pixel takes the id of the input pixel under its centre (`cv2.INTER_NEAREST_EXACT`),
+    so ids are never blended and a map scaled by any factor stays centred on the image
+    (`cv2.INTER_NEAREST` rounds the source position down, which shifts the map towards the top
+    left by up to one input pixel). Two maps of one size resized alike sample the same pixels.
+
+    Args:
+        label_map: bool or integer [h, w].
+        width, height: the output size in pixels (>= 1).
+
+    Returns:
+        [height, width] array of `label_map`'s dtype; `label_map` itself when it has that size.
+
+    Raises:
+        ValueError: a map that is not 2-D, empty, of floats, or with ids beyond int32.
+    """
+    label_map = np.asarray(label_map)
+    width, height = int(width), int(height)
+    if label_map.ndim != 2 or label_map.size == 0:
+        raise ValueError(f"a label map must be a non-empty [h, w] array, got {label_map.shape}")
+    if width < 1 or height < 1:
+        raise ValueError(f"label maps resize to at least 1 x 1, got {width} x {height}")
+    if label_map.shape == (height, width):
+        return label_map
+    dtype = label_map.dtype
+    if dtype == np.bool_:
+        work = label_map.view(np.uint8)
+    elif dtype in _RESIZABLE:
+        work = label_map
+    elif np.issubdtype(dtype, np.integer):
+        limits = np.iinfo(np.int32)
+        if label_map.min() < limits.min or label_map.max() > limits.max:
+            raise ValueError(f"label ids {label_map.min()}..{label_map.max()} do not fit int32")
+        work = label_map.astype(np.int32)
+    else:
+        raise ValueError(f"a label map holds integer ids, got {dtype}")
+    resized = cv2.resize(work, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+    return resized.astype(dtype, copy=False)
