@@ -17,16 +17,18 @@ or its tasks file `raw_file`, without the extension, "/" replaced by "_"; unique
 
 import collections
 import dataclasses
-import json
 import os
 import time
 
 import cv2
 from absl import logging
 
-from enet_discrim import atomic, frame_pipeline, lanes, video, visualization
-from enet_discrim.data import tusimple, writer
-from enet_discrim.predictor import read_rgb
+from enet_discrim import atomic, frame_pipeline, video, visualization
+from enet_discrim.formats import cityscapes as cityscapes_format
+from enet_discrim.formats import tusimple as tusimple_format
+from enet_discrim.formats.images import read_image
+# Public name of this module before the format had its own (kept for its callers).
+from enet_discrim.formats.tusimple import read_tasks  # noqa: F401
 
 FORMATS = ("tusimple", "cityscapes")
 PREDICTIONS_FILE = "predictions.json"
@@ -49,7 +51,7 @@ class Job:
     path: str
     name: str
     raw_file: str
-    h_samples: tuple = tuple(lanes.TUSIMPLE_H_SAMPLES)
+    h_samples: tuple = tusimple_format.H_SAMPLES
 
 
 def output_names(relative_paths):
@@ -71,12 +73,11 @@ def output_names(relative_paths):
     Returns:
         list of str, one name per frame.
     """
-    from enet_discrim.evaluation.cityscapes import is_result_stem
-
     stems = [os.path.splitext(path.replace(os.sep, "/")) for path in relative_paths]
     file_stems = [stem.rsplit("/", 1)[-1] for stem, _ in stems]
     stem_counts = collections.Counter(file_stems)
-    bases = [file_stem if stem_counts[file_stem] == 1 and is_result_stem(file_stem)
+    bases = [file_stem
+             if stem_counts[file_stem] == 1 and cityscapes_format.is_result_stem(file_stem)
              else stem.replace("/", "_")
              for (stem, _), file_stem in zip(stems, file_stems)]
     shared = collections.Counter(bases)
@@ -91,47 +92,6 @@ def output_names(relative_paths):
         taken.add(name)
         names.append(name)
     return names
-
-
-def read_tasks(path):
-    """The frames of a TuSimple tasks or label file (JSON lines; keys other than raw_file and
-    h_samples are ignored).
-
-    Args:
-        path: e.g. test_tasks_0627.json or label_data_0313.json.
-
-    Returns:
-        list of (line number, raw_file str, h_samples list[int]) in file order.
-
-    Raises:
-        ValueError: the file is missing or unreadable (naming it), or `FILE:LINE: reason` for a line
-            that is not a JSON object with a raw_file path and whole, increasing h_samples rows.
-    """
-    if not os.path.isfile(path):
-        raise ValueError(f"--tusimple_tasks {path!r} does not exist or is not a file")
-    try:
-        records = lanes.read_json_lines(path, "task")
-    except OSError as error:
-        raise ValueError(f"--tusimple_tasks {path!r}: cannot read ({error.strerror})") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"--tusimple_tasks {path!r}: not UTF-8 text") from None
-    tasks = []
-    for line_number, record in records:
-        where = f"{path}:{line_number}"
-        if not isinstance(record, dict):
-            raise ValueError(f"{where}: not a JSON object")
-        missing = [key for key in ("raw_file", "h_samples") if key not in record]
-        if missing:
-            raise ValueError(f"{where}: missing {', '.join(missing)}")
-        try:
-            tusimple.check_raw_file(record["raw_file"])
-            tusimple.check_h_samples(record["h_samples"])
-        except writer.FrameError as error:
-            raise ValueError(f"{where}: {error.reason}") from None
-        tasks.append((line_number, record["raw_file"], [int(y) for y in record["h_samples"]]))
-    if not tasks:
-        raise ValueError(f"--tusimple_tasks {path!r} holds no task")
-    return tasks
 
 
 def list_jobs(indir, tusimple_tasks=None, exclude=()):
@@ -150,17 +110,23 @@ def list_jobs(indir, tusimple_tasks=None, exclude=()):
             earlier outputs are not taken for frames.
 
     Raises:
-        ValueError: the folder is missing, or holds no file; the tasks file is missing or has a
-            bad line (`read_tasks`), or a raw_file outside `indir` (`FILE:LINE: reason`).
+        ValueError: the folder is missing, or holds no file; the tasks file is missing, holds no
+            task or has a bad line (`formats.tusimple.read_tasks`), or a raw_file outside `indir`
+            (`FILE:LINE: reason`).
     """
     if not os.path.isdir(indir):
         raise ValueError(f"--indir {indir!r} does not exist or is not a folder")
     if tusimple_tasks:
+        if not os.path.isfile(tusimple_tasks):
+            raise ValueError(f"--tusimple_tasks {tusimple_tasks!r} does not exist or is not a file")
+        tasks = tusimple_format.read_tasks(tusimple_tasks)
+        if not tasks:
+            raise ValueError(f"--tusimple_tasks {tusimple_tasks!r} holds no task")
         frames = []
-        for line_number, raw_file, rows in read_tasks(tusimple_tasks):
+        for line_number, raw_file, rows in tasks:
             try:
-                tusimple.resolve_inside(indir, indir, raw_file)
-            except writer.FrameError:
+                tusimple_format.resolve_raw_file(indir, indir, raw_file)
+            except ValueError:
                 raise ValueError(f"{tusimple_tasks}:{line_number}: raw_file {raw_file!r} resolves "
                                  f"outside --indir {indir!r}, refused") from None
             path = os.path.join(indir, raw_file)
@@ -268,7 +234,7 @@ def _decode_files(jobs):
     for job in jobs:
         start = time.perf_counter()
         try:
-            image, error = read_rgb(job.path), None
+            image, error = read_image(job.path), None
         except ValueError as failure:
             image, error = None, str(failure)
             logging.warning("Skipped %s", failure)
@@ -336,8 +302,8 @@ def run(predictor, jobs, outdir, output_format="tusimple", plots=False, save=PIC
 
     def add_line(predicted):
         job = predicted.item
-        lines.append(lanes.tusimple_line(job.raw_file, predicted.prediction.lanes,
-                                         list(job.h_samples), predicted.run_time_ms))
+        lines.append(tusimple_format.format_line(job.raw_file, predicted.prediction.lanes,
+                                                 job.h_samples, predicted.run_time_ms))
 
     def write(predicted):
         write_pictures(predicted.item.name, predicted.image, predicted.prediction)
@@ -413,10 +379,8 @@ def run_video(predictor, path, outdir, save=PICTURES, plots=False, pipelined=Tru
     lines = []
 
     def add_line(predicted):
-        fitted = predicted.prediction.lanes or []
-        lines.append(json.dumps({"frame": predicted.item,
-                                 "lanes": [[int(x) for x in lane] for lane in fitted],
-                                 "h_samples": rows, "run_time": float(predicted.run_time_ms)}))
+        lines.append(tusimple_format.format_clip_line(
+            predicted.item, predicted.prediction.lanes or [], rows, predicted.run_time_ms))
 
     def write(predicted):
         write_pictures(f"{clip}_{predicted.item:06d}", predicted.image, predicted.prediction)
@@ -488,17 +452,14 @@ def _write_cityscapes(results_dir, job, prediction):
         ValueError: naming the frame, when its name is not a Cityscapes stem, under which the
             official evaluator could not find its results.
     """
-    from enet_discrim.evaluation.cityscapes import (instance_confidences, is_result_stem,
-                                                    write_cityscapes_results)
-
-    if not is_result_stem(job.name):
+    if not cityscapes_format.is_result_stem(job.name):
         raise ValueError(f"{job.path}: --format cityscapes needs frames named like Cityscapes "
                          f"ones (<city>_<seq>_<frame>_leftImg8bit.png), so that the evaluator "
                          f"finds their results; this one would be {job.name!r}")
-    confidences = instance_confidences(
+    confidences = cityscapes_format.instance_confidences(
         prediction.semantic_probabilities, prediction.instances, prediction.instance_classes
     )
-    write_cityscapes_results(
+    cityscapes_format.write_results(
         results_dir, job.name, prediction.instances, prediction.instance_classes, confidences,
         output_size=prediction.frame_size,
     )

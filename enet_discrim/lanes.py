@@ -1,26 +1,25 @@
-"""Instance maps -> lane polylines, and the TuSimple submission format.
+"""Instance maps -> lane polylines in TuSimple's format.
 
 A lane is fitted as x = f(y) in the ORIGINAL frame's pixel coordinates and sampled at TuSimple's
-fixed rows (`h_samples`); -2 marks a row without the lane, as in the TuSimple labels.
-
-TuSimple submission: one JSON object per line, `{"raw_file", "lanes", "run_time"}` (run_time in
-ms per frame). The official `LaneEval.bench_one_submit` takes the rows (`y_samples`) from the
-ground truth's `h_samples` and reads nothing else from a prediction, so `tusimple_line` also
-writes the `h_samples` it sampled at: harmless there, and it keeps each line self-describing.
+fixed rows (`h_samples`); -2 marks a row without the lane, as in the TuSimple labels. The files
+(labels, tasks, prediction lines) belong to `enet_discrim.formats.tusimple`; the names this module
+gave them before are kept below as aliases.
 """
-
-import json
 
 import numpy as np
 
-#: TuSimple's sample rows for 1280x720 frames: 160, 170, ..., 710.
-TUSIMPLE_H_SAMPLES = tuple(range(160, 711, 10))
+from enet_discrim.formats import tusimple as tusimple_format
+# Public names of this module before the format had its own (kept for their callers).
+from enet_discrim.formats.tusimple import H_SAMPLES as TUSIMPLE_H_SAMPLES  # noqa: F401
+from enet_discrim.formats.tusimple import format_line as tusimple_line  # noqa: F401
+from enet_discrim.formats.tusimple import read_json_lines  # noqa: F401
+
 #: Fewest distinct instance-map rows a lane must cover to be fitted (about 28 frame rows at
 #: 256 -> 720): shorter segments are mostly clustering debris.
 DEFAULT_MIN_POINTS = 10
 #: Rows of support each polynomial degree above the first needs; see `fit_lanes`.
 _ROWS_PER_DEGREE = 10
-_MISSING = -2
+_MISSING = tusimple_format.NO_POINT
 #: How `fit_lanes` models a lane: "polynomial" (x = f(y) of degree <= `degree`) or "hyperbola"
 #: (x = a (y - h) + b / (y - h) + c, with h the frame's horizon row).
 LANE_MODELS = ("polynomial", "hyperbola")
@@ -270,66 +269,7 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
     return [lane for _, lane, _ in fitted]
 
 
-def tusimple_line(raw_file, lanes, h_samples, run_time_ms):
-    """One line of a TuSimple prediction file (no trailing newline).
-
-    Args:
-        raw_file: the frame's path as in the test tasks, e.g. "clips/0530/.../20.jpg".
-        lanes: lists of x per row of `h_samples` (-2 where absent), as from `fit_lanes`.
-        h_samples: the rows the lanes were sampled at.
-        run_time_ms: processing time of the frame in milliseconds.
-
-    Returns:
-        JSON text `{"raw_file", "lanes", "h_samples", "run_time"}`.
-    """
-    h_samples = [int(y) for y in h_samples]
-    for index, lane in enumerate(lanes):
-        if len(lane) != len(h_samples):
-            raise ValueError(f"{raw_file}: lane {index} has {len(lane)} points for "
-                             f"{len(h_samples)} h_samples")
-    return json.dumps({"raw_file": raw_file, "lanes": [[int(x) for x in lane] for lane in lanes],
-                       "h_samples": h_samples, "run_time": float(run_time_ms)})
-
-
-def read_json_lines(path, what):
-    """The JSON objects of a TuSimple-style file, one per non-empty line.
-
-    Args:
-        path: the file.
-        what: what the lines are, for the error message (e.g. "prediction").
-
-    Returns:
-        list of (line_number, object).
-
-    Raises:
-        ValueError: `FILE:LINE: ...` for a line that is not JSON.
-    """
-    records = []
-    with open(path, encoding="utf-8") as lines:
-        for line_number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append((line_number, json.loads(line)))
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_number}: cannot read the {what} JSON line ({error})") from None
-    return records
-
-
 def read_tusimple_tasks(path):
-    """Frames to predict from a TuSimple tasks or label file (JSON lines).
-
-    Args:
-        path: e.g. test_tasks_0627.json or label_data_0313.json; each line has raw_file and
-            h_samples (other keys are ignored).
-
-    Returns:
-        list of (raw_file str, h_samples list[int]) in file order.
-    """
-    tasks = []
-    for line_number, record in read_json_lines(path, "task"):
-        missing = [key for key in ("raw_file", "h_samples") if key not in record]
-        if missing:
-            raise ValueError(f"{path}:{line_number}: missing {', '.join(missing)}")
-        tasks.append((record["raw_file"], [int(y) for y in record["h_samples"]]))
-    return tasks
+    """(raw_file, h_samples list[int]) of each frame of a TuSimple tasks or label file, in file
+    order: `formats.tusimple.read_tasks` without the line numbers."""
+    return [(task.raw_file, task.h_samples) for task in tusimple_format.read_tasks(path)]

@@ -18,14 +18,17 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from enet_discrim import atomic, lanes  # noqa: E402
+from enet_discrim import atomic  # noqa: E402
+from enet_discrim.formats import tusimple as tusimple_format  # noqa: E402
 
 #: Frame rate written when a clip does not report one (some containers carry none).
 FALLBACK_FPS = 30.0
 #: FourCC of the written clips: MPEG-4 part 2, which every OpenCV build with FFmpeg encodes.
 CODEC = "mp4v"
 #: TuSimple's frames are 720 rows high; their h_samples scale with a clip's height.
-TUSIMPLE_FRAME_HEIGHT = 720
+TUSIMPLE_FRAME_HEIGHT = tusimple_format.FRAME_HEIGHT
+#: The rows a clip's lanes are reported at, for its height (TuSimple's own at 720).
+tusimple_rows = tusimple_format.scaled_h_samples
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,17 +105,6 @@ def read_frames(capture):
             yield frame, 1000 * (time.perf_counter() - start)
     finally:
         capture.release()
-
-
-def tusimple_rows(frame_height):
-    """TuSimple's h_samples (rows 160, 170, ..., 710 of 720) scaled to a frame `frame_height` rows
-    high: the rows a clip's lanes are reported at, the same share of the frame as in TuSimple.
-
-    Returns:
-        list of int, strictly increasing, every row inside the frame.
-    """
-    scale = frame_height / TUSIMPLE_FRAME_HEIGHT
-    return sorted({min(frame_height - 1, round(row * scale)) for row in lanes.TUSIMPLE_H_SAMPLES})
 
 
 class ClipWriter:

@@ -15,6 +15,8 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 
+from enet_discrim.formats.images import resize_labels
+
 # Tableau's 10 colours first: designed to be told apart. Then hues a golden-ratio step apart.
 _TABLEAU = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
             "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
@@ -84,11 +86,9 @@ def _check_image(image_rgb):
 
 
 def resize_nearest(label_map, height, width):
-    """Label map resized with nearest neighbour: int32 [height, width] from int [h, w]."""
-    label_map = np.asarray(label_map, dtype=np.int32)
-    if label_map.shape == (height, width):
-        return label_map
-    return cv2.resize(label_map, (width, height), interpolation=cv2.INTER_NEAREST)
+    """Label map resized with nearest neighbour (`formats.images.resize_labels`): int32
+    [height, width] from int [h, w]."""
+    return resize_labels(label_map, width, height).astype(np.int32, copy=False)
 
 
 def overlay_instances(image_rgb, instance_map, alpha=0.5, instance_classes=None, classes=None):

@@ -148,7 +148,7 @@ def test_bad_frames_are_reported_and_skipped_or_fail_under_strict(cityscapes_roo
     skipped = summary["skipped"]  # in frame order.
     assert skipped[0].startswith(f"{image('aachen_1')}: missing gtFine partner ")
     assert skipped[0].endswith("aachen_1_gtFine_instanceIds.png")
-    assert skipped[1] == f"{garbage}: unreadable PNG (labelIds)"
+    assert skipped[1] == f"{garbage}: not a readable image (labelIds)"
     assert skipped[2] == (f"{image('aachen_3')}: size mismatch: image 16x8, labelIds 14x8, "
                           "instanceIds 14x8")
     assert summary["counts"] == {"train": 1}

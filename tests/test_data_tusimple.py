@@ -135,10 +135,10 @@ def test_convert_writes_good_lines_and_reports_every_bad_one(tusimple_root, tmp_
     label_file = str(src / "label_data_0313.json")
     reasons = {
         "not_json": "not valid JSON",
-        "missing_key": "missing key(s) h_samples",
-        "length_mismatch": "lane 0 has 3 points but h_samples has 5",
-        "missing_image": "image not found",
-        "garbage_image": "unreadable image",
+        "missing_key": "missing h_samples",
+        "length_mismatch": "lane 0 has 3 points for 5 h_samples",
+        "missing_image": "nope.jpg: no such file",
+        "garbage_image": "garbage.jpg: not a readable image",
         "dotdot": "resolves outside the dataset root",
         "absolute": "resolves outside the dataset root",
         "symlink": "resolves outside the dataset root",
@@ -272,14 +272,14 @@ def test_a_frame_too_small_for_its_labels_is_skipped_naming_its_size(tmp_path):
 
 
 @pytest.mark.parametrize("lanes, h_samples, reason", [
-    ([[20, float("nan"), 30, 35, 40]], H_SAMPLES, "lane 0 point 1 is not a pixel coordinate: nan"),
-    ([[20, 25, float("inf"), 35, 40]], H_SAMPLES, "lane 0 point 2 is not a pixel coordinate: inf"),
+    ([[20, float("nan"), 30, 35, 40]], H_SAMPLES, "lane 0 point 1 is not a pixel coordinate: NaN"),
+    ([[20, 25, float("inf"), 35, 40]], H_SAMPLES, "lane 0 point 2 is not a pixel coordinate: Infinity"),
     ([[20, 25, 30, 1e300, 40]], H_SAMPLES, "lane 0 point 3 is not a pixel coordinate: 1e+300"),
     ([[20, 25, 30, 35, -1e300]], H_SAMPLES, "lane 0 point 4 is not a pixel coordinate: -1e+300"),
     ([[20, 25, 30, 35, 40]], [24, 34, 44, 54, 1e12],
      "h_samples[4] is not a row of the frame: 1000000000000.0"),
     ([[20, 25, 30, 35, 40]], [24, float("nan"), 44, 54, 64],
-     "h_samples[1] is not a row of the frame: nan"),
+     "h_samples[1] is not a row of the frame: NaN"),
     ([[20, 25, 30, 35, 40]], [24, 34, 44.5, 54, 64],
      "h_samples[2] is not a row of the frame: 44.5"),
     ([[20, 25, 30, 35, 40]], [-24, 34, 44, 54, 64],
@@ -321,7 +321,8 @@ def test_a_conversion_where_every_frame_is_bad_is_an_error_and_keeps_the_earlier
     before = {name: (out / name).read_bytes() for name in os.listdir(out)}
     (src / "good.jpg").unlink()
     with pytest.raises(writer.NothingConvertedError,
-                       match=r"all 1 input item\(s\) are bad.*label_data_0001.json:1: image not found"):
+                       match=r"all 1 input item\(s\) are bad.*label_data_0001.json:1: .*good.jpg: "
+                             r"no such file"):
         _convert_lines(tmp_path, [_line("good.jpg", [])])
     assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
     assert tusimple.main(["--srcdir", str(src), "--outdir", str(out)]) == 2
@@ -335,7 +336,7 @@ def test_a_zero_byte_image_is_skipped(tmp_path):
     (src / "empty.jpg").write_bytes(b"")
     summary = _convert_lines(tmp_path, [_line("empty.jpg", []), _line("good.jpg", [])])
     assert summary["skipped"] == [
-        f"{src / 'label_data_0001.json'}:1: empty image file (0 bytes): {src / 'empty.jpg'}"]
+        f"{src / 'label_data_0001.json'}:1: {src / 'empty.jpg'}: empty file (0 bytes)"]
     assert summary["counts"]["train"] == 1
 
 
@@ -345,7 +346,7 @@ def test_a_nul_byte_in_raw_file_is_skipped_naming_the_line(tmp_path):
     _write_image(src / "good.jpg")
     summary = _convert_lines(tmp_path, [_line("good.jpg", []), _line("go\0od.jpg", [])])
     assert summary["skipped"] == [
-        f"{src / 'label_data_0001.json'}:2: raw_file 'go\\x00od.jpg' contains a NUL byte"]
+        f"{src / 'label_data_0001.json'}:2: raw_file \"go\\u0000od.jpg\" contains a NUL byte"]
     assert summary["counts"]["train"] == 1
 
 

@@ -127,7 +127,7 @@ def test_command_line(tmp_path, capsys):
     ("run_time", True, "run_time must be a finite number of milliseconds >= 0, got true"),
     ("lanes", 5, "lanes must be a list of lanes, got 5"),
     ("lanes", ["abcdefghij"], 'lane 0 must be a list of x values, got "abcdefghij"'),
-    ("lanes", [["1"] * 10], 'lane 0 point 0 is not a finite number: "1"'),
+    ("lanes", [["1"] * 10], 'lane 0 point 0 is not a number: "1"'),
 ])
 def test_prediction_values_of_the_wrong_type_are_errors_naming_the_line(tmp_path, capsys, field,
                                                                        value, reason):
@@ -148,7 +148,7 @@ def test_bench_frame_refuses_a_nan_run_time():
     ({"raw_file": "a.jpg", "lanes": [[100] * 9], "h_samples": Y},
      "lane 0 has 9 points for 10 h_samples"),
     ({"raw_file": "a.jpg", "lanes": [_vertical(100)], "h_samples": "rows"},
-     "h_samples must be a list of finite numbers"),
+     'h_samples must be a non-empty list of rows, got "rows"'),
     ({"raw_file": "a.jpg", "lanes": 3, "h_samples": Y}, "lanes must be a list of lanes, got 3"),
     ([1, 2], "not a JSON object"),
 ])

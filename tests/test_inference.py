@@ -355,10 +355,10 @@ def test_a_missing_tasks_file_is_a_one_line_error(tmp_path):
 
 
 @pytest.mark.parametrize("record, reason", [
-    ({"raw_file": "a.jpg", "h_samples": [160, "x"]}, "h_samples must be a list of numbers"),
-    ({"raw_file": "a.jpg", "h_samples": 5}, "h_samples must be a list of numbers"),
+    ({"raw_file": "a.jpg", "h_samples": [160, "x"]}, 'h_samples[1] is not a number: "x"'),
+    ({"raw_file": "a.jpg", "h_samples": 5}, "h_samples must be a non-empty list of rows, got 5"),
     ({"raw_file": "a.jpg", "h_samples": [160, float("nan")]},
-     "h_samples[1] is not a row of the frame: nan"),
+     "h_samples[1] is not a row of the frame: NaN"),
     ({"raw_file": "a.jpg", "h_samples": [170, 160]},
      "h_samples must be strictly increasing, but h_samples[1] = 160 follows 170"),
     ({"raw_file": 7, "h_samples": [160]}, "raw_file must be a non-empty string"),

@@ -260,7 +260,7 @@ def test_read_tusimple_tasks(tmp_path):
     assert read_tusimple_tasks(path) == [("clips/a/20.jpg", [160, 170]),
                                          ("clips/b/20.jpg", [240])]
     path.write_text('{"raw_file": "clips/a/20.jpg", "h_samples": [160]}\n{"raw_file": \n')
-    with pytest.raises(ValueError, match=r"tasks.json:2: cannot read the task JSON line"):
+    with pytest.raises(ValueError, match=r"tasks.json:2: the task line is not valid JSON"):
         read_tusimple_tasks(path)
     path.write_text('{"raw_file": "clips/a/20.jpg"}\n')
     with pytest.raises(ValueError, match=r"tasks.json:1: missing h_samples"):

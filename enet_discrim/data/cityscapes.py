@@ -27,6 +27,11 @@ import cv2
 import numpy as np
 
 from enet_discrim.cli import support
+from enet_discrim.formats import cityscapes as cityscapes_format
+from enet_discrim.formats import images
+# Public names of this module before the format had its own (kept for their callers).
+from enet_discrim.formats.cityscapes import (IMAGE_SUFFIX, INSTANCE_ID_FACTOR,  # noqa: F401
+                                             INSTANCE_IDS_SUFFIX, LABEL_IDS_SUFFIX)
 
 if __name__ == "__main__":  # `python -m`: before schema imports TensorFlow, which logs as it loads
     support.quiet_startup(sys.argv[1:])
@@ -35,13 +40,8 @@ from enet_discrim.data import schema
 from enet_discrim.data import writer
 
 SPLITS = ("train", "val")
-IMAGE_SUFFIX = "_leftImg8bit.png"
-LABEL_IDS_SUFFIX = "_gtFine_labelIds.png"
-INSTANCE_IDS_SUFFIX = "_gtFine_instanceIds.png"
 IMAGE_FORMAT = "jpeg"
 JPEG_QUALITY = 95
-# Cityscapes encodes an instance as labelId * 1000 + index; smaller values are plain label ids.
-INSTANCE_ID_FACTOR = 1000
 
 
 def _has_train_id(label):
@@ -105,19 +105,19 @@ def labels_to_targets(label_ids, instance_ids, table=None):
 
 def is_cityscapes_root(path):
     """True if `path` holds Cityscapes' `leftImg8bit/` and `gtFine/` folders."""
-    return (os.path.isdir(os.path.join(path, "leftImg8bit"))
-            and os.path.isdir(os.path.join(path, "gtFine")))
+    return (os.path.isdir(os.path.join(path, cityscapes_format.IMAGES_FOLDER))
+            and os.path.isdir(os.path.join(path, cityscapes_format.GROUND_TRUTH_FOLDER)))
 
 
 def find_frames(srcdir, split):
     """The frames of one split: list of writer.Frame with payload dict(image, label_ids, instance_ids,
     filename), sorted by image path."""
-    pattern = os.path.join(srcdir, "leftImg8bit", split, "*", "*" + IMAGE_SUFFIX)
+    pattern = os.path.join(srcdir, cityscapes_format.IMAGES_FOLDER, split, "*", "*" + IMAGE_SUFFIX)
     frames = []
     for image_path in sorted(glob.glob(pattern)):
         city = os.path.basename(os.path.dirname(image_path))
         stem = os.path.basename(image_path)[:-len(IMAGE_SUFFIX)]
-        label_folder = os.path.join(srcdir, "gtFine", split, city)
+        label_folder = os.path.join(srcdir, cityscapes_format.GROUND_TRUTH_FOLDER, split, city)
         payload = {
             "image": image_path,
             "label_ids": os.path.join(label_folder, stem + LABEL_IDS_SUFFIX),
@@ -128,28 +128,19 @@ def find_frames(srcdir, split):
     return frames
 
 
-def _read_png(path, flags, what):
+def _read(path, what, unchanged=True):
+    """`images.read_image`, its errors as writer.FrameError naming the file; a missing label map
+    is named as the image's missing partner."""
+    if what != "image" and not os.path.exists(path):
+        raise writer.FrameError(f"missing gtFine partner {path}")
     try:
-        with open(path, "rb") as stream:
-            data = stream.read()
-    except FileNotFoundError:
-        raise writer.FrameError(f"missing gtFine partner {path}" if what != "image"
-                                else f"image not found: {path}") from None
-    except OSError as error:
-        raise writer.FrameError(f"cannot read {what}: {error.strerror}", location=path) from None
-    if not data:
-        raise writer.FrameError(f"empty file (0 bytes) ({what})", location=path)
-    try:
-        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    except cv2.error:
-        decoded = None
-    if decoded is None:
-        raise writer.FrameError(f"unreadable PNG ({what})", location=path)
-    return decoded
+        return images.read_image(path, unchanged=unchanged)
+    except images.ImageError as error:
+        raise writer.FrameError(f"{error.reason} ({what})", location=path) from None
 
 
 def _read_label_map(path, what, dtypes):
-    label_map = _read_png(path, cv2.IMREAD_UNCHANGED, what)
+    label_map = _read(path, what)
     if label_map.ndim != 2 or label_map.dtype not in dtypes:
         bits = " or ".join(str(np.dtype(dtype).itemsize * 8) for dtype in dtypes)
         raise writer.FrameError(f"{what} must be a single-channel {bits}-bit PNG, got "
@@ -162,7 +153,7 @@ def build_example(payload, height, width, table):
     label_ids = _read_label_map(payload["label_ids"], "labelIds", (np.uint8, np.uint16))
     # Instance ids are labelId * 1000 + n: an 8-bit map has lost them (kept mod 256).
     instance_ids = _read_label_map(payload["instance_ids"], "instanceIds", (np.uint16,))
-    image = cv2.cvtColor(_read_png(payload["image"], cv2.IMREAD_COLOR, "image"), cv2.COLOR_BGR2RGB)
+    image = _read(payload["image"], "image", unchanged=False)
     sizes = {"image": image.shape[:2], "labelIds": label_ids.shape, "instanceIds": instance_ids.shape}
     if len(set(sizes.values())) != 1:
         listed = ", ".join(f"{name} {w}x{h}" for name, (h, w) in sizes.items())
@@ -170,9 +161,9 @@ def build_example(payload, height, width, table):
     shrinking = image.shape[0] >= height and image.shape[1] >= width
     image = cv2.resize(image, (width, height),
                        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    # NEAREST_EXACT samples the same source pixel for both maps, keeping them consistent.
-    label_ids = cv2.resize(label_ids, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
-    instance_ids = cv2.resize(instance_ids, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+    # Both maps sample the same source pixels, which keeps them consistent.
+    label_ids = images.resize_labels(label_ids, width, height)
+    instance_ids = images.resize_labels(instance_ids, width, height)
     semantic, instance = labels_to_targets(label_ids, instance_ids, table)
     return schema.make_example(image, semantic, instance, payload["filename"],
                                image_format=IMAGE_FORMAT, jpeg_quality=JPEG_QUALITY)

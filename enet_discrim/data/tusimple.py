@@ -6,10 +6,10 @@
 TuSimple ships label files (`label_data_*.json`, `test_label.json`) with one JSON object per line:
 `raw_file` (the frame, relative to the label file's folder), `h_samples` (the rows sampled) and
 `lanes` (per lane, one x per row of h_samples; x < 0, i.e. -2, means the lane has no point there),
-all in the frame's own pixel coordinates. h_samples must be whole, strictly increasing rows inside
-the frame, and every x a finite number below the frame's width (`check_h_samples`,
-`check_label_values`, `check_frame_size`): a line that breaks this, like one whose frame is empty,
-unreadable or missing, is reported as `FILE:LINE: reason` and skipped.
+all in the frame's own pixel coordinates. Lines are read and checked by
+`enet_discrim.formats.tusimple` (`read_labels`); the converter adds that the rows and points lie
+inside the frame (`check_frame_size`). A line that breaks a rule, like one whose frame is empty,
+unreadable, missing or outside the dataset root, is reported as `FILE:LINE: reason` and skipped.
 
 Each frame is resized to height x width and stored as JPEG (quality 95). Each lane with at least
 one point becomes one instance (ids 1..K in the order of `lanes`), drawn as a polyline through its
@@ -18,8 +18,6 @@ points; semantic is 1 on every lane pixel and 0 elsewhere.
 import argparse
 import fnmatch
 import hashlib
-import json
-import math
 import os
 import sys
 
@@ -28,6 +26,15 @@ import cv2
 import numpy as np
 
 from enet_discrim.cli import support
+from enet_discrim.formats import images
+from enet_discrim.formats import tusimple as tusimple_format
+# Public names of this module before the format had its own (kept for their callers); they raise
+# ValueError.
+from enet_discrim.formats.images import read_image  # noqa: F401
+from enet_discrim.formats.tusimple import LABEL_KEYS as REQUIRED_KEYS  # noqa: F401
+from enet_discrim.formats.tusimple import check_h_samples, check_raw_file  # noqa: F401
+from enet_discrim.formats.tusimple import check_lanes as check_label_values  # noqa: F401
+from enet_discrim.formats.tusimple import resolve_raw_file as resolve_inside  # noqa: F401
 
 if __name__ == "__main__":  # `python -m`: before schema imports TensorFlow, which logs as it loads
     support.quiet_startup(sys.argv[1:])
@@ -37,14 +44,10 @@ from enet_discrim.data import writer
 
 LABEL_FILE_PATTERNS = ("label_data_*.json", "test_label.json")
 CLASS_NAMES = ("background", "lane")
-REQUIRED_KEYS = ("raw_file", "lanes", "h_samples")
 IMAGE_FORMAT = "jpeg"
 JPEG_QUALITY = 95
 # Fixed sub-pixel precision of the polyline vertices (cv2 `shift`): 4 bits = 1/16 pixel.
 _SUBPIXEL_BITS = 4
-# A coordinate is an int32 pixel position (as OpenCV draws them); anything larger, say -1e300,
-# is no marker of a missing point but a broken label.
-_COORDINATE_LIMIT = 2 ** 31
 
 
 def find_label_files(srcdir):
@@ -133,77 +136,24 @@ def split_of(filename, val_fraction):
 
 
 def parse_label_line(line):
-    """Parses and checks one line of a label file.
+    """Parses and checks one line of a label file (`formats.tusimple.check_label`).
 
     Args:
         line: the text of the line.
 
     Returns:
-        dict with "raw_file" (str), "lanes" (list of lists of float), "h_samples" (list of float).
+        dict with "raw_file" (str), "lanes" (list of lists of numbers), "h_samples" (list of
+        numbers).
 
     Raises:
-        writer.FrameError: the line is not JSON, misses a key, has a raw_file that is no usable
-            path, h_samples that are not whole increasing rows, a lane whose length differs from
-            h_samples, or a lane x that is not a pixel coordinate (NaN, Infinity, 1e300).
+        writer.FrameError: the line is not JSON or not a well-formed label frame.
     """
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise writer.FrameError(f"not valid JSON ({error.msg} at column {error.colno})") from None
-    if not isinstance(record, dict):
-        raise writer.FrameError(f"expected a JSON object, got {type(record).__name__}")
-    missing = [key for key in REQUIRED_KEYS if key not in record]
-    if missing:
-        raise writer.FrameError(f"missing key(s) {', '.join(missing)}")
-    raw_file, lanes, h_samples = record["raw_file"], record["lanes"], record["h_samples"]
-    check_raw_file(raw_file)
-    check_h_samples(h_samples)
-    if not isinstance(lanes, list) or not all(_is_number_list(lane) for lane in lanes):
-        raise writer.FrameError("lanes must be a list of lists of numbers")
-    for index, lane in enumerate(lanes):
-        if len(lane) != len(h_samples):
-            raise writer.FrameError(
-                f"lane {index} has {len(lane)} points but h_samples has {len(h_samples)}")
-    check_label_values(lanes)
-    return {"raw_file": raw_file, "lanes": lanes, "h_samples": h_samples}
-
-
-def _is_number_list(value):
-    return isinstance(value, list) and all(
-        isinstance(item, (int, float)) and not isinstance(item, bool) for item in value)
-
-
-def check_raw_file(raw_file):
-    """Raises writer.FrameError unless `raw_file` is a non-empty string usable as a path."""
-    if not isinstance(raw_file, str) or not raw_file:
-        raise writer.FrameError("raw_file must be a non-empty string")
-    if "\0" in raw_file:
-        raise writer.FrameError(f"raw_file {raw_file!r} contains a NUL byte")
-
-
-def check_h_samples(h_samples):
-    """Raises writer.FrameError unless `h_samples` is a list of whole, non-negative rows in
-    strictly increasing order (the frame's height is checked by `check_frame_size`)."""
-    if not _is_number_list(h_samples):
-        raise writer.FrameError("h_samples must be a list of numbers")
-    for index, y in enumerate(h_samples):
-        if not math.isfinite(y) or y < 0 or y >= _COORDINATE_LIMIT or y != int(y):
-            raise writer.FrameError(f"h_samples[{index}] is not a row of the frame: {y!r}")
-    for index in range(1, len(h_samples)):
-        if h_samples[index] <= h_samples[index - 1]:
-            raise writer.FrameError(
-                f"h_samples must be strictly increasing, but h_samples[{index}] = "
-                f"{h_samples[index]!r} follows {h_samples[index - 1]!r}")
-
-
-def check_label_values(lanes):
-    """Raises writer.FrameError for a lane x that is not finite or not an int32 pixel position
-    (negative x marks a missing point; the frame's width is checked by `check_frame_size`)."""
-    for lane_index, lane in enumerate(lanes):
-        for index, x in enumerate(lane):
-            if not math.isfinite(x) or abs(x) >= _COORDINATE_LIMIT:
-                raise writer.FrameError(
-                    f"lane {lane_index} point {index} is not a pixel coordinate: {x!r}")
+        record = tusimple_format.parse_json_line(line, "label")
+        tusimple_format.check_label(record)
+    except ValueError as error:
+        raise writer.FrameError(str(error)) from None
+    return {key: record[key] for key in REQUIRED_KEYS}
 
 
 def check_frame_size(path, frame_size, lanes, h_samples):
@@ -215,7 +165,7 @@ def check_frame_size(path, frame_size, lanes, h_samples):
     Args:
         path: the frame, for the message.
         frame_size: (height, width) of the decoded frame.
-        lanes, h_samples: the frame's checked labels (`parse_label_line`).
+        lanes, h_samples: the frame's checked labels (`formats.tusimple.check_label`).
     """
     height, width = frame_size
     if h_samples and max(h_samples) >= height:
@@ -225,31 +175,6 @@ def check_frame_size(path, frame_size, lanes, h_samples):
         if lane and max(lane) >= width:
             raise writer.FrameError(
                 f"frame {path} is {width}x{height}, but lane {index} reaches x={max(lane)!r}")
-
-
-def resolve_inside(root, folder, relative):
-    """Resolves `relative` against `folder` and checks the result lies inside `root`.
-
-    Only path arithmetic and symlink resolution happen here; no file is opened.
-
-    Args:
-        root: the dataset root.
-        folder: the folder `relative` is relative to (the label file's folder).
-        relative: the path from the label file (may be absolute, contain "..", or hit a symlink).
-
-    Returns:
-        (resolved absolute path, path relative to the resolved root).
-
-    Raises:
-        writer.FrameError: the path resolves outside `root`.
-    """
-    if "\0" in relative:
-        raise writer.FrameError(f"raw_file {relative!r} contains a NUL byte")
-    real_root = os.path.realpath(root)
-    resolved = os.path.realpath(os.path.join(folder, relative))
-    if os.path.commonpath([real_root, resolved]) != real_root:
-        raise writer.FrameError(f"raw_file {relative!r} resolves outside the dataset root, refused")
-    return resolved, os.path.relpath(resolved, real_root).replace(os.sep, "/")
 
 
 def read_label_files(srcdir, val_fraction):
@@ -263,21 +188,22 @@ def read_label_files(srcdir, val_fraction):
     for label_path in find_label_files(srcdir):
         folder = os.path.dirname(label_path)
         try:
-            resolve_inside(srcdir, folder, os.path.basename(label_path))
-            with open(label_path, encoding="utf-8") as stream:
-                lines = stream.read().splitlines()
-        except (writer.FrameError, OSError, UnicodeDecodeError) as error:
+            tusimple_format.resolve_raw_file(srcdir, folder, os.path.basename(label_path))
+        except ValueError as error:
             problems.append(f"{label_path}: cannot read label file ({error})")
             continue
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+        try:
+            records = tusimple_format.read_labels(label_path, problems)
+        except ValueError as error:  # the file cannot be read: `FILE: reason`
+            problems.append(str(error))
+            continue
+        for number, record in records:
             location = f"{label_path}:{number}"
             try:
-                record = parse_label_line(line)
-                path, filename = resolve_inside(srcdir, folder, record["raw_file"])
-            except writer.FrameError as error:
-                problems.append(f"{location}: {error.reason}")
+                path, filename = tusimple_format.resolve_raw_file(srcdir, folder,
+                                                                  record["raw_file"])
+            except ValueError as error:
+                problems.append(f"{location}: {error}")
                 continue
             payload = {"path": path, "filename": filename, "lanes": record["lanes"],
                        "h_samples": record["h_samples"]}
@@ -285,29 +211,12 @@ def read_label_files(srcdir, val_fraction):
     return frames, problems
 
 
-def read_image(path):
-    """Reads an image file as RGB uint8 [H, W, 3]; raises writer.FrameError if missing or unreadable."""
-    try:
-        with open(path, "rb") as stream:
-            data = stream.read()
-    except FileNotFoundError:
-        raise writer.FrameError(f"image not found: {path}") from None
-    except OSError as error:
-        raise writer.FrameError(f"cannot read image {path}: {error.strerror}") from None
-    if not data:
-        raise writer.FrameError(f"empty image file (0 bytes): {path}")
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    except cv2.error:
-        image = None
-    if image is None:
-        raise writer.FrameError(f"unreadable image (not a decodable image file): {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def build_example(payload, height, width):
     """Builds the serialized Example of one frame (payload from `read_label_files`)."""
-    image = read_image(payload["path"])
+    try:
+        image = images.read_image(payload["path"])
+    except images.ImageError as error:
+        raise writer.FrameError(str(error)) from None
     source_size = image.shape[:2]
     check_frame_size(payload["path"], source_size, payload["lanes"], payload["h_samples"])
     # INTER_AREA averages the source pixels when shrinking (no aliasing); bilinear when enlarging.

@@ -1,19 +1,12 @@
-"""Cityscapes instance-level results and the official AP / AP50 evaluation.
+"""Cityscapes instance-level AP / AP50 of a results folder, with the official evaluator.
 
-Results layout, as cityscapesscripts' `evalInstanceLevelSemanticLabeling.getPrediction` finds it:
-for a ground truth `gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_instanceIds.png` it searches
-the results folder recursively for exactly one `<city>_<seq>_<frame>*.txt`. Each line of that text
-file is `relative/mask.png labelId confidence`: the path relative to the text file's folder (no
-spaces, inside the results folder), the REGULAR Cityscapes label id (26 for car, not the train id
-13) and a float score; a mask is a PNG where any non-zero pixel belongs to the instance, at the
-ground truth's resolution. `write_cityscapes_results` writes
-
-    <results_dir>/<stem>.txt
-    <results_dir>/masks/<stem>_<k>.png      (uint8, 0 / 255, k = instance id, 3 digits)
-
-`evaluate` runs the official evaluator (through `cityscapes_compat`, which makes it work under
-NumPy 2) with the gtFine instanceIds of a split as ground truth: the whole split (every frame must
-have results), only the frames that have results (`only_predicted`), or the frames of some cities.
+The results layout (a `<stem>.txt` per frame listing `masks/<stem>_<k>.png labelId confidence`)
+and its writer belong to `enet_discrim.formats.cityscapes`; this module's earlier names for them
+(`write_cityscapes_results`, `is_result_stem`, `instance_confidences`, `MASKS_FOLDER`) are kept
+as aliases. `evaluate` runs the official evaluator (through `cityscapes_compat`, which makes it work
+under NumPy 2) with the gtFine instanceIds of a split as ground truth: the whole split (every frame
+must have results), only the frames that have results (`only_predicted`), or the frames of some
+cities.
 
     python -m enet_discrim.evaluation.cityscapes --dataset CITYSCAPES_DIR --results RESULTS_DIR
         [--only_predicted] [--cities CITY[,CITY...]]
@@ -21,115 +14,29 @@ have results), only the frames that have results (`only_predicted`), or the fram
 
 import argparse
 import copy
-import fnmatch
 import glob
 import json
 import math
 import os
-import re
 import sys
 import tempfile
 
-import cv2
-import numpy as np
 from absl import logging
 from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
-from cityscapesscripts.helpers.labels import trainId2label
 
 from enet_discrim.cli import support
 from enet_discrim.evaluation.cityscapes_compat import (CityscapesEvaluationError,
                                                        official_instance_evaluator)
+from enet_discrim.formats import cityscapes as cityscapes_format
+# Public names of this module before the format had its own (kept for their callers).
+from enet_discrim.formats.cityscapes import MASKS_FOLDER, instance_confidences  # noqa: F401
+from enet_discrim.formats.cityscapes import is_result_stem  # noqa: F401
+from enet_discrim.formats.cityscapes import write_results as write_cityscapes_results  # noqa: F401
 
 #: Train ids of the classes the instance benchmark scores (person, rider, car, truck, bus, train,
 #: motorcycle, bicycle): 11..18.
 THING_TRAIN_IDS = tuple(label.trainId for label in CITYSCAPES_LABELS
                         if label.hasInstances and not label.ignoreInEval)
-MASKS_FOLDER = "masks"
-# The evaluator matches `<city>_<seq>_<frame>*.txt` and splits names at "_".
-_STEM_PATTERN = re.compile(r"^[^_\s/]+_\d+_\d+[^\s/]*$")
-
-
-def is_result_stem(stem):
-    """Whether results named `stem` are found by the official evaluator: it starts with
-    `<city>_<seq>_<frame>` (e.g. "frankfurt_000000_000294_leftImg8bit") and has no space or "/"."""
-    return bool(_STEM_PATTERN.match(stem))
-
-
-def write_cityscapes_results(results_dir, image_stem, instance_map, instance_class_train_ids,
-                             confidences, output_size=None):
-    """Write one image's instances as the official evaluator reads them.
-
-    Args:
-        results_dir: results folder (created if missing).
-        image_stem: the image's name without extension, starting `<city>_<seq>_<frame>`, e.g.
-            "frankfurt_000000_000294" or "frankfurt_000000_000294_leftImg8bit".
-        instance_map: int [h, w], 0 background, k > 0 instance k.
-        instance_class_train_ids: int [K] train id of instance k at index k - 1 (e.g. 13 = car).
-        confidences: float [K] score of instance k at index k - 1.
-        output_size: (height, width) of the ground truth (e.g. (1024, 2048)) when instance_map
-            is smaller; masks are resized nearest. None: instance_map's own size.
-
-    Returns:
-        path of the written `<stem>.txt`.
-    """
-    instance_map = np.asarray(instance_map)
-    classes = [int(c) for c in np.asarray(instance_class_train_ids).ravel()]
-    confidences = [float(c) for c in np.asarray(confidences).ravel()]
-    if not is_result_stem(image_stem):
-        raise ValueError(f"image stem {image_stem!r} must look like <city>_<seq>_<frame>[...] "
-                         "without spaces, or the evaluator cannot find it")
-    if instance_map.ndim != 2:
-        raise ValueError(f"{image_stem}: instance_map must be [h, w], got {instance_map.shape}")
-    if len(classes) != len(confidences):
-        raise ValueError(f"{image_stem}: {len(classes)} classes but {len(confidences)} "
-                         "confidences")
-    if instance_map.size and instance_map.max() > len(classes):
-        raise ValueError(f"{image_stem}: instance id {instance_map.max()} has no class "
-                         f"(only {len(classes)} given)")
-    unknown = sorted({c for c in classes if c not in trainId2label})
-    if unknown:
-        raise ValueError(f"{image_stem}: unknown Cityscapes train ids {unknown}")
-    if output_size is not None and tuple(output_size) != instance_map.shape:
-        height, width = output_size
-        instance_map = cv2.resize(instance_map.astype(np.int32), (int(width), int(height)),
-                                  interpolation=cv2.INTER_NEAREST)
-
-    os.makedirs(os.path.join(results_dir, MASKS_FOLDER), exist_ok=True)
-    lines = []
-    for instance_id, (train_id, confidence) in enumerate(zip(classes, confidences), start=1):
-        mask = instance_map == instance_id
-        if not mask.any():
-            continue  # the evaluator skips empty masks anyway
-        relative = f"{MASKS_FOLDER}/{image_stem}_{instance_id:03d}.png"
-        mask_path = os.path.join(results_dir, relative)
-        if not cv2.imwrite(mask_path, mask.astype(np.uint8) * 255):
-            raise OSError(f"could not write mask {mask_path}")
-        lines.append(f"{relative} {trainId2label[train_id].id} {confidence:.6f}\n")
-    text_path = os.path.join(results_dir, f"{image_stem}.txt")
-    with open(text_path, "w", encoding="utf-8") as text_file:
-        text_file.writelines(lines)
-    return text_path
-
-
-def instance_confidences(class_probabilities, instance_map, instance_class_train_ids):
-    """Score of each instance: the mean probability of its class over its pixels.
-
-    Args:
-        class_probabilities: float [H, W, C] softmax output (C = 19 train ids).
-        instance_map: int [H, W], 0 background, 1..K instances.
-        instance_class_train_ids: int [K] class of instance k at index k - 1.
-
-    Returns:
-        float32 [K] (0 for an instance without pixels).
-    """
-    class_probabilities = np.asarray(class_probabilities)
-    instance_map = np.asarray(instance_map)
-    scores = np.zeros(len(instance_class_train_ids), dtype=np.float32)
-    for index, class_id in enumerate(instance_class_train_ids):
-        mask = instance_map == index + 1
-        if mask.any():
-            scores[index] = class_probabilities[..., class_id][mask].mean()
-    return scores
 
 
 def select_ground_truth(dataset_dir, results_dir, split="val", only_predicted=False,
@@ -141,7 +48,7 @@ def select_ground_truth(dataset_dir, results_dir, split="val", only_predicted=Fa
 
     Args:
         dataset_dir: Cityscapes root holding `gtFine/<split>/<city>/*_gtFine_instanceIds.png`.
-        results_dir: folder of results (`write_cityscapes_results`).
+        results_dir: folder of results (`formats.cityscapes.write_results`).
         split: gtFine split, normally "val".
         only_predicted: only the frames that have results (at least one).
         cities: city folder names to keep (e.g. ["frankfurt", "lindau"]); None: all.
@@ -155,7 +62,7 @@ def select_ground_truth(dataset_dir, results_dir, split="val", only_predicted=Fa
         CityscapesEvaluationError: without `only_predicted`, a frame without results (naming it and
             counting the others).
     """
-    search = os.path.join(dataset_dir, "gtFine", split, "*", "*_gtFine_instanceIds.png")
+    search = cityscapes_format.ground_truth_pattern(dataset_dir, split)
     ground_truth = sorted(glob.glob(search))
     if not ground_truth:
         raise ValueError(f"no ground truth found: nothing matches {search}")
@@ -172,7 +79,8 @@ def select_ground_truth(dataset_dir, results_dir, split="val", only_predicted=Fa
         what = f"{split} cities {', '.join(cities)}"
     result_files = [name for _, _, files in os.walk(results_dir) for name in files
                     if name.endswith(".txt")]
-    matches = {path: _results_of(path, result_files) for path in ground_truth}
+    matches = {path: cityscapes_format.result_names(path, result_files)
+               for path in ground_truth}
     predicted = [path for path in ground_truth if matches[path]]
     if only_predicted:
         if not predicted:
@@ -198,18 +106,13 @@ def _city(ground_truth_path):
     return os.path.basename(os.path.dirname(ground_truth_path))
 
 
-def _results_of(ground_truth_path, file_names):
-    """The names among `file_names` that `getPrediction` takes for the frame's results."""
-    city, sequence, frame = os.path.basename(ground_truth_path).split("_")[:3]
-    return fnmatch.filter(file_names, f"{city}_{sequence}_{frame}*.txt")
-
-
 def evaluate(dataset_dir, results_dir, split="val", only_predicted=False, cities=None):
     """Official Cityscapes instance AP of a results folder.
 
     Args:
         dataset_dir: Cityscapes root holding `gtFine/<split>/<city>/*_gtFine_instanceIds.png`.
-        results_dir: folder written by `write_cityscapes_results` (one .txt per ground truth).
+        results_dir: folder of results (`formats.cityscapes.write_results`), one .txt per ground
+            truth.
         split: gtFine split to evaluate, normally "val".
         only_predicted, cities: which frames to score (`select_ground_truth`); by default all of
             the split, each of which must have results.
@@ -228,8 +131,7 @@ def evaluate(dataset_dir, results_dir, split="val", only_predicted=False, cities
             official_instance_evaluator(scratch_dir) as evaluator:
         args = copy.copy(evaluator.args)
         args.cityscapesPath = os.path.abspath(dataset_dir)
-        args.groundTruthSearch = os.path.join(dataset_dir, "gtFine", split, "*",
-                                              "*_gtFine_instanceIds.png")
+        args.groundTruthSearch = cityscapes_format.ground_truth_pattern(dataset_dir, split)
         args.predictionPath = os.path.abspath(results_dir)
         args.predictionWalk = None
         # A fresh cache: the default one lives inside the installed package and is never

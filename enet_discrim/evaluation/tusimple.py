@@ -21,24 +21,22 @@ The official script's errors are kept as ValueErrors naming the file and frame: 
 whose length differs from the frame's h_samples ("Format of lanes error."), a prediction missing
 raw_file/lanes/run_time, and predictions that do not cover exactly the ground-truth frames ("We do
 not get the predictions of all the test tasks"; the official check compares line counts and
-unknown frames, here duplicates are caught too). Values of the wrong type, which the official
-script meets with a traceback or silently (a NaN run_time passes its 200 ms rule), are
-`FILE:LINE: reason` errors too, blaming the file they are in: a run_time that is not a finite
-number of milliseconds >= 0, lanes that are not lists of finite numbers, a ground-truth line
-whose lanes do not fit its h_samples.
+unknown frames, here duplicates are caught too). Lines are read and checked by
+`enet_discrim.formats.tusimple` (`read_labels`, `read_predictions`): values of the wrong type,
+which the official script meets with a traceback or silently (a NaN run_time passes its 200 ms
+rule), are `FILE:LINE: reason` errors too, blaming the file they are in.
 
     python -m enet_discrim.evaluation.tusimple PRED.json GT.json [--json]
 """
 
 import argparse
 import json
-import math
 import sys
 
 import numpy as np
 
 from enet_discrim.cli import support
-from enet_discrim.lanes import read_json_lines
+from enet_discrim.formats import tusimple as tusimple_format
 
 #: Official constants: pixel tolerance at a vertical lane, and line accuracy for a match.
 PIXEL_THRESHOLD = 20.0
@@ -95,10 +93,9 @@ def bench_frame(pred_lanes, gt_lanes, y_samples, run_time_ms):
 
     Raises:
         ValueError("Format of lanes error. ...") when a predicted lane has the wrong length, or
-        for a run time that is not a finite number.
+        for a run time that is not a finite number of milliseconds >= 0.
     """
-    if not _is_finite_number(run_time_ms):
-        raise ValueError(f"run_time must be a finite number of milliseconds, got {run_time_ms!r}")
+    tusimple_format.check_run_time(run_time_ms)
     for index, lane in enumerate(pred_lanes):
         if len(lane) != len(y_samples):
             raise ValueError(f"Format of lanes error.: predicted lane {index} has {len(lane)} "
@@ -128,59 +125,6 @@ def bench_frame(pred_lanes, gt_lanes, y_samples, run_time_ms):
     return total / counted, fp, misses / counted
 
 
-def _is_finite_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _lanes_problem(lanes):
-    """Why `lanes` is not a list of lists of finite numbers; None when it is."""
-    if not isinstance(lanes, list):
-        return f"lanes must be a list of lanes, got {json.dumps(lanes)[:40]}"
-    for index, lane in enumerate(lanes):
-        if not isinstance(lane, list):
-            return f"lane {index} must be a list of x values, got {json.dumps(lane)[:40]}"
-        for point, x in enumerate(lane):
-            if not _is_finite_number(x):
-                return f"lane {index} point {point} is not a finite number: {json.dumps(x)[:40]}"
-    return None
-
-
-def _ground_truth_problem(record):
-    """Why a ground-truth record is malformed; None when it is well formed."""
-    if not isinstance(record, dict):
-        return "not a JSON object"
-    missing = [key for key in ("raw_file", "lanes", "h_samples") if key not in record]
-    if missing:
-        return f"missing {', '.join(missing)}"
-    if not isinstance(record["raw_file"], str):
-        return f"raw_file must be a string, got {json.dumps(record['raw_file'])[:40]}"
-    h_samples = record["h_samples"]
-    if not isinstance(h_samples, list) or not all(_is_finite_number(y) for y in h_samples):
-        return "h_samples must be a list of finite numbers"
-    problem = _lanes_problem(record["lanes"])
-    if problem:
-        return problem
-    for index, lane in enumerate(record["lanes"]):
-        if len(lane) != len(h_samples):
-            return f"lane {index} has {len(lane)} points for {len(h_samples)} h_samples"
-    return None
-
-
-def _prediction_problem(record):
-    """Why a prediction record is malformed (its lanes' lengths aside); None when well formed."""
-    if not isinstance(record, dict):
-        return "not a JSON object"
-    missing = [key for key in ("raw_file", "lanes", "run_time") if key not in record]
-    if missing:
-        return f"raw_file or lanes or run_time not in the prediction (missing {', '.join(missing)})"
-    if not isinstance(record["raw_file"], str):
-        return f"raw_file must be a string, got {json.dumps(record['raw_file'])[:40]}"
-    if not _is_finite_number(record["run_time"]) or record["run_time"] < 0:
-        return (f"run_time must be a finite number of milliseconds >= 0, got "
-                f"{json.dumps(record['run_time'])[:40]}")
-    return _lanes_problem(record["lanes"])
-
-
 def evaluate(pred_path, gt_path):
     """TuSimple accuracy, FP and FN of a prediction file against a ground-truth file.
 
@@ -191,12 +135,8 @@ def evaluate(pred_path, gt_path):
     Returns:
         {"accuracy": float, "fp": float, "fn": float}, means over the ground-truth frames.
     """
-    predictions = _read(pred_path, "prediction")
     ground_truth, gt_lines = {}, {}
-    for line_number, record in _read(gt_path, "ground-truth"):
-        problem = _ground_truth_problem(record)
-        if problem:
-            raise ValueError(f"{gt_path}:{line_number}: {problem}")
+    for line_number, record in tusimple_format.read_labels(gt_path):
         raw_file = record["raw_file"]
         if raw_file in ground_truth:
             raise ValueError(f"{gt_path}:{line_number}: frame {raw_file} is labelled twice (first "
@@ -205,14 +145,12 @@ def evaluate(pred_path, gt_path):
         gt_lines[raw_file] = line_number
     if not ground_truth:
         raise ValueError(f"{gt_path}: no ground-truth frames")
+    predictions = tusimple_format.read_predictions(pred_path)
 
     seen = set()
     accuracy, fp, fn = 0.0, 0.0, 0.0
     for line_number, pred in predictions:
         where = f"{pred_path}:{line_number}"
-        problem = _prediction_problem(pred)
-        if problem:
-            raise ValueError(f"{where}: {problem}")
         raw_file = pred["raw_file"]
         if raw_file not in ground_truth:
             raise ValueError(f"{where}: frame {raw_file} does not exist in {gt_path}")
@@ -234,14 +172,6 @@ def evaluate(pred_path, gt_path):
                          f"{not_predicted[0]}")
     frames = len(ground_truth)
     return {"accuracy": accuracy / frames, "fp": fp / frames, "fn": fn / frames}
-
-
-def _read(path, what):
-    """`read_json_lines`, with a file that is not UTF-8 text named too."""
-    try:
-        return read_json_lines(path, what)
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: the {what} file is not UTF-8 text") from None
 
 
 def main(argv=None):

@@ -27,13 +27,14 @@ from absl import logging
 from cityscapesscripts.helpers import labels as cityscapes_labels
 
 from enet_discrim.data.synthetic import drawing
+from enet_discrim.formats import cityscapes as cityscapes_format
 
 SPLITS = ("train", "val")
 # Invented city names, so synthetic files are never mistaken for real Cityscapes ones. Two val
 # cities, so that scoring one city's predictions against the whole split can be tried.
 CITIES = {"train": ("synthberg", "synthstadt", "synthdorf"), "val": ("synthheim", "synthfeld")}
 FRAME_NUMBER = 19  # Cityscapes annotates the 20th frame of each snippet
-INSTANCE_OFFSET = 1000  # instanceIds = labelId * 1000 + k for thing instances
+INSTANCE_OFFSET = cityscapes_format.INSTANCE_ID_FACTOR  # instanceIds = labelId * 1000 + k
 CAMERA_HEIGHT = 1.5  # metres above the road
 FAR_Z = 400.0  # metres: where the street ends in the drawing
 
@@ -585,7 +586,8 @@ def generate(outdir, count, seed, split, width=1024, height=512, overwrite=False
               f"{FRAME_NUMBER:06d}") for i in range(count)]
     if not overwrite:
         for city, stem in stems:
-            path = outdir / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png"
+            path = outdir / cityscapes_format.IMAGES_FOLDER / split / city / (
+                stem + cityscapes_format.IMAGE_SUFFIX)
             if path.exists():
                 raise FileExistsError(
                     f"{path} already exists; choose an empty --outdir or pass --overwrite")
@@ -598,16 +600,17 @@ def generate(outdir, count, seed, split, width=1024, height=512, overwrite=False
     for i, (city, stem) in enumerate(stems):
         rng = np.random.default_rng([seed, SPLITS.index(split), i])
         image, label_ids, instance_ids = render_sample(rng, width, height)
-        image_dir = outdir / "leftImg8bit" / split / city
-        gt_dir = outdir / "gtFine" / split / city
+        image_dir = outdir / cityscapes_format.IMAGES_FOLDER / split / city
+        gt_dir = outdir / cityscapes_format.GROUND_TRUTH_FOLDER / split / city
         image_dir.mkdir(parents=True, exist_ok=True)
         gt_dir.mkdir(parents=True, exist_ok=True)
         colour = cv2.cvtColor(cv2.LUT(cv2.merge([label_ids] * 3), colours), cv2.COLOR_BGR2BGRA)
-        _write_png(gt_dir / f"{stem}_gtFine_labelIds.png", label_ids)
-        _write_png(gt_dir / f"{stem}_gtFine_instanceIds.png", instance_ids.astype(np.uint16))
-        _write_png(gt_dir / f"{stem}_gtFine_color.png", colour)
+        _write_png(gt_dir / (stem + cityscapes_format.LABEL_IDS_SUFFIX), label_ids)
+        _write_png(gt_dir / (stem + cityscapes_format.INSTANCE_IDS_SUFFIX),
+                   instance_ids.astype(np.uint16))
+        _write_png(gt_dir / (stem + cityscapes_format.COLOR_SUFFIX), colour)
         # the image last: its presence marks a complete sample
-        image_path = image_dir / f"{stem}_leftImg8bit.png"
+        image_path = image_dir / (stem + cityscapes_format.IMAGE_SUFFIX)
         _write_png(image_path, image)
         images.append(image_path)
         if log_every and (i + 1) % log_every == 0:

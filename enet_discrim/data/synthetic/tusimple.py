@@ -21,7 +21,6 @@ test set comes, and renders every frame with its lines painted (see `DomainRando
 """
 import contextlib
 import dataclasses
-import json
 import pathlib
 import time
 
@@ -30,11 +29,12 @@ import numpy as np
 from absl import logging
 
 from enet_discrim.data.synthetic import drawing
+from enet_discrim.formats import tusimple as tusimple_format
 
-IMAGE_WIDTH = 1280
-IMAGE_HEIGHT = 720
-H_SAMPLES = tuple(range(160, 720, 10))  # the 56 annotated rows of TuSimple
-NO_POINT = -2
+IMAGE_WIDTH = tusimple_format.FRAME_WIDTH
+IMAGE_HEIGHT = tusimple_format.FRAME_HEIGHT
+H_SAMPLES = tusimple_format.H_SAMPLES  # the 56 annotated rows of TuSimple
+NO_POINT = tusimple_format.NO_POINT
 MAX_LANES = 5  # TuSimple annotates at most five lane lines per frame
 FRAME_NAME = "20.jpg"  # TuSimple annotates the 20th (last) frame of every clip
 # (label file, clip folder) pairs, named like the real dataset's three label files.
@@ -1125,8 +1125,7 @@ def generate(outdir, count, seed, split="train", randomization=None, overwrite=F
             frame_path = outdir / raw_file
             frame_path.parent.mkdir(parents=True, exist_ok=True)
             frame_path.write_bytes(jpeg)
-            record = {"lanes": lanes, "h_samples": list(H_SAMPLES), "raw_file": raw_file}
-            label_file.write(json.dumps(record) + "\n")
+            label_file.write(tusimple_format.format_label_line(raw_file, lanes, H_SAMPLES) + "\n")
             label_file.flush()
             if log_every and (i + 1) % log_every == 0:
                 elapsed = time.perf_counter() - start
