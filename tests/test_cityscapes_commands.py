@@ -178,7 +178,7 @@ def test_readme_cityscapes_commands_run_to_an_ap_table(tmp_path, capsys):
     # The whole split cannot be scored yet; the predicted frames, or frankfurt's, can.
     from enet_discrim.evaluation import cityscapes
 
-    assert cityscapes.main(arguments) == 1
+    assert cityscapes.main(arguments) == 2
     assert capsys.readouterr().err.startswith(
         f"error: Found no prediction for ground truth {dataset}/gtFine/val/lindau/")
     lines = _run_as_written(commands[1], tmp_path).splitlines()
