@@ -1,14 +1,28 @@
 """Every benchmark of the project, on fixed seeds and synthetic inputs.
 
-    python -m enet_discrim.benchmark [--json] [--modeldir trained_model]
+    python -m enet_discrim.benchmark [--json] [--modeldir trained_model] [--indir FRAMES]
 
-- network: ENet forward ms and frames/s at 256 x 512, batch 1 and 8;
-- loss: discriminative loss + gradient against an ENet forward + backward pass (4 x 256 x 512);
-- training: images/s of a full training step (256 x 512, batch 8) against the tf.data pipeline's;
-- clustering: our mean-shift against scikit-learn MeanShift on all foreground pixels (ms, ratio, ARI);
-- inference: end-to-end ms per 1280 x 720 frame (decode, network, clustering, lane fitting, writing)
-  at 256 x 512, with the share of clustering + fitting; and with the shipped model at its own size;
-- peak memory of the process.
+The table (or, with `--json`, one JSON object with these keys):
+
+- "machine": {"platform", "cpus", "gpus", "tensorflow"};
+- "network": the ENet forward pass at 256 x 512 (`benchmark.network.run`), "batch_1" and
+  "batch_8", each {"gflop" (TensorFlow's profiler), "matmul_gflop_per_s" (a 2048 x 2048 float32
+  matmul timed in the same rounds), and per variant ("plain", "folded", "xla", "folded_xla" at
+  batch 1; "plain", "xla" at batch 8) {"ms", "frames_per_s", "gflop_per_s", "matmul_fraction",
+  "first_call_s"}};
+- "loss": {"loss_gradient_ms", "enet_forward_backward_ms", "loss_share", ...}: the discriminative
+  loss + gradient against an ENet forward + backward pass (4 x 256 x 512);
+- "training": {"step_ms", "images_per_s", "pipeline_images_per_s", "pipeline_to_step_ratio"}: a
+  full training step (256 x 512, batch 8) against the tf.data pipeline;
+- "clustering": {"ours_ms", "full_meanshift_ms", "speedup", "ari", ...}: our mean-shift against
+  scikit-learn MeanShift on all foreground pixels;
+- "inference_256x512" and, with a model folder, "inference_shipped_model": {"size", "frames",
+  "ms_per_stage", "end_to_end_ms", "clustering_and_fitting_share", "frames_per_s"}: a folder of
+  frames (10 synthetic 1280 x 720 ones, or `--indir`) through `batch_inference.run`; ms per
+  frame and stage (decode, network, clustering, lane fitting, writing) and their sum; frames per
+  wall-clock second of the sequential loop and of the pipelined one ({"sequential",
+  "pipelined"});
+- "peak_memory_mb": the process's peak resident memory.
 """
 
 import argparse
@@ -30,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from enet_discrim import batch_inference, model_dir
-from enet_discrim.benchmark import clustering, loss, pipeline
+from enet_discrim.benchmark import clustering, loss, network, pipeline
 from enet_discrim.benchmark.timing import median_seconds
 from enet_discrim.data.synthetic import tusimple as synthetic_tusimple
 from enet_discrim.model import ENet
@@ -40,18 +54,6 @@ from enet_discrim.training import LossSettings, TrainConfig, make_train_step, sa
 HEIGHT, WIDTH = 256, 512
 DEFAULT_MODELDIR = "trained_model"
 SEED = 0
-
-
-def network_speed(batch_sizes=(1, 8), repeats=5):
-    """Forward pass ms and frames/s of ENet in inference mode."""
-    model = ENet(num_classes=2, embedding_dim=4)
-    forward = tf.function(lambda images: model(images, training=False))
-    result = {}
-    for batch in batch_sizes:
-        images = tf.constant(np.random.default_rng(SEED).uniform(0, 255, (batch, HEIGHT, WIDTH, 3)).astype("float32"))
-        seconds = median_seconds(lambda: forward(images)["embeddings"].numpy(), repeats)
-        result[f"batch_{batch}"] = {"ms": 1000 * seconds, "frames_per_s": batch / seconds}
-    return result
 
 
 def training_speed(batch_size=8, steps=5):
@@ -82,18 +84,22 @@ def _random_model_dir(directory):
 
 
 def inference_speed(modeldir, frames_dir, outdir):
-    """End-to-end ms per frame through `batch_inference.run` and each stage's share."""
+    """End-to-end ms per frame through `batch_inference.run`, each stage's share, and frames per
+    second of the sequential and the pipelined loop over the same frames."""
     predictor = Predictor(modeldir)
     jobs = batch_inference.list_jobs(frames_dir)
-    batch_inference.run(predictor, jobs[:1], outdir)  # traces the network once
-    summary = batch_inference.run(predictor, jobs, outdir)
-    timings = summary["timings_ms"]
+    batch_inference.run(predictor, jobs[:1], outdir)  # warms up the network, clustering and writers
+    sequential = batch_inference.run(predictor, jobs, outdir, pipelined=False)
+    pipelined = batch_inference.run(predictor, jobs, outdir, pipelined=True)
+    timings = sequential["timings_ms"]  # each stage alone, with no other stage running beside it
     return {
         "size": f"{predictor.height}x{predictor.width}",
-        "frames": summary["processed"],
+        "frames": sequential["processed"],
         "ms_per_stage": {stage: round(value, 2) for stage, value in timings.items()},
         "end_to_end_ms": timings["total"],
         "clustering_and_fitting_share": (timings["clustering"] + timings["postprocessing"]) / timings["total"],
+        "frames_per_s": {"sequential": sequential["frames_per_second"],
+                         "pipelined": pipelined["frames_per_second"]},
     }
 
 
@@ -105,8 +111,13 @@ def _write_frames(directory, count=10):
     return directory
 
 
-def run_all(modeldir=None):
-    """Runs every benchmark; returns a dict of sections."""
+def run_all(modeldir=None, frames_dir=None):
+    """Runs every benchmark; returns a dict of sections (the module docstring lists them).
+
+    Args:
+        modeldir: a model folder to time end to end as well, or None.
+        frames_dir: frames for the end-to-end timings; default: 10 synthetic 1280 x 720 frames.
+    """
     results = {
         "machine": {
             "platform": platform.platform(),
@@ -114,7 +125,10 @@ def run_all(modeldir=None):
             "gpus": len(tf.config.list_physical_devices("GPU")),
             "tensorflow": tf.__version__,
         },
-        "network": network_speed(),
+        "network": {
+            "batch_1": network.run(HEIGHT, WIDTH, batch_size=1, rounds=10),
+            "batch_8": network.run(HEIGHT, WIDTH, batch_size=8, rounds=3, variants=("plain", "xla")),
+        },
         "loss": loss.run(),
     }
     train = training_speed()
@@ -126,7 +140,7 @@ def run_all(modeldir=None):
     }
     results["clustering"] = clustering.run()
     with tempfile.TemporaryDirectory() as scratch:
-        frames = _write_frames(os.path.join(scratch, "frames"))
+        frames = frames_dir or _write_frames(os.path.join(scratch, "frames"))
         results["inference_256x512"] = inference_speed(
             _random_model_dir(os.path.join(scratch, "model")), frames, os.path.join(scratch, "out")
         )
@@ -136,12 +150,32 @@ def run_all(modeldir=None):
     return results
 
 
+#: How the table names the forward pass's variants (`benchmark.network.VARIANTS`).
+VARIANT_LABELS = {"plain": "tf.function", "folded": "batch norm folded", "xla": "XLA",
+                  "folded_xla": "batch norm folded + XLA"}
+
+
+def _network_rows(network):
+    rows = []
+    for batch_key, batch in (("batch_1", 1), ("batch_8", 8)):
+        section = network[batch_key]
+        rows.append((f"float32 matmul 2048x2048, timed beside the batch-{batch} forward pass",
+                     f"{section['matmul_gflop_per_s']:.0f} GFLOP/s"))
+        for name, label in VARIANT_LABELS.items():
+            if name in section:
+                figures = section[name]
+                rows.append((f"ENet forward, batch {batch}, 256x512 ({section['gflop'] / batch:.2f} "
+                             f"GFLOP a frame), {label}",
+                             f"{figures['ms']:.1f} ms ({figures['frames_per_s']:.1f} fps), "
+                             f"{figures['gflop_per_s']:.0f} GFLOP/s = {100 * figures['matmul_fraction']:.0f} % "
+                             "of the matmul's"))
+    return rows
+
+
 def format_table(results):
     """The figures as a markdown table (what the README carries)."""
-    network, train, cluster = results["network"], results["training"], results["clustering"]
-    rows = [
-        ("ENet forward, batch 1, 256x512", f"{network['batch_1']['ms']:.1f} ms ({network['batch_1']['frames_per_s']:.1f} fps)"),
-        ("ENet forward, batch 8, 256x512", f"{network['batch_8']['ms']:.1f} ms ({network['batch_8']['frames_per_s']:.1f} fps)"),
+    train, cluster = results["training"], results["clustering"]
+    rows = _network_rows(results["network"]) + [
         ("Loss + gradient vs ENet forward+backward (4x256x512)",
          f"{results['loss']['loss_gradient_ms']:.1f} ms vs {results['loss']['enet_forward_backward_ms']:.0f} ms "
          f"({100 * results['loss']['loss_share']:.1f} %)"),
@@ -155,9 +189,12 @@ def format_table(results):
     for key, label in (("inference_256x512", "256x512"), ("inference_shipped_model", "shipped model")):
         if key in results:
             inference = results[key]
-            rows.append((f"End to end per 1280x720 frame, {label} ({inference['size']})",
+            rows.append((f"End to end per frame, {label} ({inference['size']})",
                          f"{inference['end_to_end_ms']:.1f} ms (clustering + fitting "
                          f"{100 * inference['clustering_and_fitting_share']:.1f} %)"))
+            fps = inference["frames_per_s"]
+            rows.append((f"Frames per second over {inference['frames']} frames, {label}",
+                         f"{fps['sequential']:.1f} sequential, {fps['pipelined']:.1f} pipelined"))
     rows.append(("Peak memory (process RSS)", f"{results['peak_memory_mb']:.0f} MB"))
     machine = results["machine"]
     header = (f"Machine: {machine['cpus']} CPUs, {machine['gpus']} GPUs, TensorFlow {machine['tensorflow']}, "
@@ -170,13 +207,17 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--modeldir",
                         help=f"also time this model end to end (default: {DEFAULT_MODELDIR}, when it is there)")
+    parser.add_argument("--indir", help="time end to end on the frames of this folder (searched recursively; "
+                                        "default: 10 synthetic 1280 x 720 frames)")
     args = parser.parse_args(argv)
-    if args.modeldir is not None:
-        try:
+    try:
+        if args.modeldir is not None:
             model_dir.check_folder(args.modeldir)
-        except ValueError as error:
-            return support.report_error(error)
-    results = run_all(args.modeldir or DEFAULT_MODELDIR)
+        if args.indir is not None:
+            batch_inference.list_jobs(args.indir)
+    except ValueError as error:
+        return support.report_error(error)
+    results = run_all(args.modeldir or DEFAULT_MODELDIR, args.indir)
     print(json.dumps(results, indent=2) if args.json else format_table(results))
     return 0
 

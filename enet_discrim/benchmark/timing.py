@@ -16,3 +16,25 @@ def median_seconds(function, repeats, warmup=1):
         function()
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
+
+
+def interleaved_median_seconds(functions, rounds, warmup=1):
+    """Median wall time of each of `functions` (name -> callable), called in turn, one call of each
+    per round, over `rounds` rounds after `warmup` untimed rounds.
+
+    Taking turns spreads other load on the machine over all the functions alike, so that their
+    ratios hold even when each time alone drifts. Each function must block until its work is done.
+
+    Returns:
+        dict: name -> median seconds.
+    """
+    for _ in range(warmup):
+        for function in functions.values():
+            function()
+    times = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: sorted(values)[len(values) // 2] for name, values in times.items()}

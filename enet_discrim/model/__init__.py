@@ -1,7 +1,9 @@
-"""ENet and its layers."""
+"""ENet, its layers, and its forms for inference (batch norm folded, XLA-compiled)."""
 
 from enet_discrim.model.enet import SIZE_MULTIPLE, ENet, ENetDecoderBranch, ENetEncoder
+from enet_discrim.model.fold import fold_batch_norm
 from enet_discrim.model.layers import Bottleneck, InitialBlock, MaxPoolingWithArgmax2D, MaxUnpooling2D
+from enet_discrim.model.serving import inference_function
 
 __all__ = [
     "SIZE_MULTIPLE",
@@ -12,4 +14,6 @@ __all__ = [
     "InitialBlock",
     "MaxPoolingWithArgmax2D",
     "MaxUnpooling2D",
+    "fold_batch_norm",
+    "inference_function",
 ]
