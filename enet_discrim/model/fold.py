@@ -4,9 +4,14 @@ At inference a batch norm is a fixed per-channel affine map, `y = scale * z + sh
 `scale = gamma / sqrt(moving_variance + epsilon)` and `shift = beta - moving_mean * scale`. When `z`
 is a convolution's output the map can go into the convolution itself: its kernel is multiplied by
 `scale` along the output channels and its bias becomes `scale * bias + shift`. The folded network
-computes the same function with one fewer pass over every batch-normalised tensor (ENet has 124 of
-them in its bottlenecks). The initial block's batch norm follows a concatenation of a convolution
-and a max-pool, so it stays.
+computes the same function without the two passes (multiply, add) that TensorFlow's graph makes
+over every batch-normalised tensor (ENet has 124 of them in its bottlenecks). The initial block's
+batch norm follows a concatenation of a convolution and a max-pool, so it stays.
+
+TensorFlow 2.21's graph optimiser logs `remapper failed: ... unary_ops_composition` once when it
+first runs the folded network without XLA: its remapper trips over one bias-add-PReLU chain and
+leaves that graph's convolutions unfused. The outputs are right, and the folded graph is still the
+faster one without XLA.
 
 The folded copy is for inference only (`training=True` no longer normalises with batch statistics)
 and lives in memory: its config is still that of an unfolded ENet, so save the original model and

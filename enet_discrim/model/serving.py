@@ -2,13 +2,16 @@
 
 On a CPU, TensorFlow's graph executor runs ENet op by op: each batch norm, PReLU and addition is a
 separate pass over a tensor in memory, and at batch 1 those passes cost about as much as the
-convolutions. XLA (`jit_compile=True`) fuses them into loops around the convolutions; on the 2-core
-development machine it takes the forward pass from about 0.25 to 0.45 of the machine's matmul
-throughput, at 128 x 256 as at 256 x 512 (`python -m enet_discrim.benchmark`). Folding the batch
-norms into the convolutions (`enet_discrim.model.fold`) gains 15-30 % without XLA and nothing
-measurable with it, where XLA has fused them already: off by default.
+convolutions. XLA (`jit_compile=True`) fuses them into loops around the convolutions. On the 2-core
+development machine it halves the forward pass at 128 x 256 and at 256 x 512, where it takes it
+from about 0.23 to about 0.45 of the throughput of a float32 matmul (`python -m
+enet_discrim.benchmark`). Folding the batch norms into the convolutions (`enet_discrim.model.fold`)
+gains 15-30 % without XLA, and nothing with it (5-10 % slower in our runs), XLA having fused them
+already: off by default. Channels-last, ENet's layout, is also what TensorFlow's oneDNN
+convolutions run fastest on this CPU (NCHW was 5-40 % slower per convolution), and turning
+oneDNN off (`TF_ENABLE_ONEDNN_OPTS=0`) changed nothing measurable.
 
-XLA compiles on the first call for each input shape, in seconds (5-10 s for ENet on 2 busy cores,
+XLA compiles on the first call for each input shape, in seconds (5-12 s for ENet on 2 busy cores,
 for any image size), so it pays when more than a few hundred frames are run.
 """
 
