@@ -18,7 +18,8 @@ from absl import app, flags, logging
 
 from enet_discrim.lanes import LANE_MODELS
 
-flags.DEFINE_string("modeldir", "trained_model", "Folder with model.keras and config.json.")
+flags.DEFINE_string("modeldir", "trained_model",
+                    "Folder with config.json and model.keras, or model.tflite (run when present).")
 flags.DEFINE_string("indir", "inference_test/images",
                     "Folder of frames (jpg/png), searched recursively (e.g. Cityscapes' leftImg8bit/val with its "
                     "city folders), or the root of --tusimple_tasks.")
@@ -32,6 +33,8 @@ flags.DEFINE_enum("format", None, ["tusimple", "cityscapes"], "Result format; de
 flags.DEFINE_string("tusimple_tasks", None,
                     "A TuSimple test_tasks/label file: predict exactly its frames (raw_file relative to --indir).")
 flags.DEFINE_bool("plots", False, "Also write an embedding scatter plot per frame.")
+flags.DEFINE_integer("threads", None, "TFLite interpreter threads, for a --modeldir that holds model.tflite; "
+                     "default: TFLite's choice.", lower_bound=1)
 flags.DEFINE_string("video", None,
                     "A video file (any format OpenCV reads) to run on instead of --indir: writes "
                     "CLIP_overlay.mp4 and CLIP.json (one line per frame) to --outdir.")
@@ -59,7 +62,7 @@ def main(argv):
                 raise ValueError(f"--video runs on a clip: --{given[0]} does not apply to it")
             video.open_clip(FLAGS.video)[0].release()  # a clip that cannot be read fails first
         predictor = Predictor(FLAGS.modeldir, bandwidth=FLAGS.bandwidth, min_confidence=FLAGS.min_confidence,
-                              lane_model=FLAGS.lane_model)
+                              lane_model=FLAGS.lane_model, threads=FLAGS.threads)
         if FLAGS.video is not None:
             summary = batch_inference.run_video(predictor, FLAGS.video, FLAGS.outdir, save=save,
                                                 plots=FLAGS.plots, pipelined=FLAGS.pipelined)

@@ -1,25 +1,46 @@
 """Export a trained model for deployment: a SavedModel with a serving signature, or TFLite.
 
     python -m enet_discrim.export --modeldir trained_model --outdir exported --format saved_model|tflite
+    python -m enet_discrim.export --modeldir trained_model --outdir lite_int8 --format tflite --quantize int8
 
 Both take uint8 RGB images [N, H, W, 3] at the model's size (config.json). The SavedModel's
 `serving_default` returns `semantic_probabilities` float32 [N, H, W, C] (softmax) and `embeddings`
-float32 [N, H, W, D]. The TFLite model (float32, batch 1, builtin ops only) has one input and one
-output, float32 [1, H, W, C + D]: the C class probabilities, then the D embedding channels
-(a converted model keeps no output names, so one tensor leaves nothing to guess).
+float32 [N, H, W, D].
+
+`--format tflite` writes a model folder: `model.tflite` and the source folder's `config.json`, so
+that `inference.py --modeldir OUTDIR` runs the whole pipeline on it (`enet_discrim.tflite_network`
+says its layout: batch 1, builtin ops only, uint8 images in, the network's `semantic_logits` and
+`embeddings` out as float32, in this order). `--quantize`:
+
+- `none`: float32.
+- `float16`: float16 weights, float32 arithmetic (half the file).
+- `int8`: full-integer post-training quantisation, calibrated on synthetic frames of the model's
+  dataset prepared as serving prepares frames (`predictor.network_input`). Every op inside is int8
+  (the max-unpooling's argmax and one-hot positions int32/int8), builtin only; the uint8 input is
+  quantised exactly (scale 1) and the outputs are dequantised to float32 at the edge.
 """
 
 import argparse
+import contextlib
+import functools
 import os
 import sys
 
+import cv2
+import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from enet_discrim import atomic, model_dir
 
 FORMATS = ("saved_model", "tflite")
-TFLITE_FILE = "model.tflite"
+QUANTIZE_MODES = ("none", "float16", "int8")
+TFLITE_FILE = model_dir.TFLITE_FILE
+#: Synthetic frames the int8 export calibrates on by default.
+CALIBRATION_FRAMES = 100
+#: Seed of the calibration frames (the held-out synthetic test sets use seed 1000).
+CALIBRATION_SEED = 0
 
 
 class ServingModule(tf.Module):
@@ -40,26 +61,191 @@ class ServingModule(tf.Module):
             "embeddings": outputs["embeddings"],
         }
 
-    def concatenated(self, images):
-        """The TFLite output: probabilities and embeddings along the channel axis."""
-        outputs = self._serve(images)
-        return tf.concat([outputs["semantic_probabilities"], outputs["embeddings"]], axis=-1)
+
+def calibration_images(dataset, height, width, count, seed=CALIBRATION_SEED):
+    """Yields `count` synthetic frames of `dataset` as the network sees them: uint8 RGB
+    [height, width, 3] after `predictor.network_input`, so that int8 ranges are calibrated on
+    what serving feeds. TuSimple frames use the training mix of domain randomisation.
+    """
+    from enet_discrim.data.synthetic import cityscapes, tusimple
+    from enet_discrim.predictor import network_input
+
+    for index in range(count):
+        rng = np.random.default_rng([seed, index])
+        if dataset == "tusimple":
+            image_bgr = tusimple.render_frame(rng)[0]
+        else:
+            image_bgr = cityscapes.render_sample(rng)[0]
+        yield network_input(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), height, width)
 
 
-def export(modeldir, outdir, output_format="saved_model"):
-    """Writes the SavedModel folder (`outdir`) or `outdir/model.tflite`; returns the path.
+def _depthwise(values, weights, bias=None):
+    """A 1x1 depthwise convolution: `values * weights (+ bias)` per channel, float32 weights."""
+    kernel = tf.constant(np.reshape(weights, (1, 1, -1, 1)), values.dtype)
+    result = tf.nn.depthwise_conv2d(values, kernel, [1, 1, 1, 1], "VALID")
+    return result if bias is None else tf.nn.bias_add(result, tf.constant(bias, values.dtype))
 
-    Both are written atomically: the SavedModel into a folder beside `outdir` that then takes its
-    place (`atomic.write_folder`; other files in `outdir`, such as a model.tflite, are kept), the
-    TFLite file through a temporary file. A run killed at any point leaves the earlier export
-    loadable.
+
+def _initial_block_with_split_batch_norm(layer, inputs, original, training=None, **kwargs):
+    """`InitialBlock` in inference as the same function, with its batch norm applied to the
+    convolution (into which the converter folds it) and to the pooled image (a 1x1 depthwise
+    convolution) before they are concatenated.
+
+    Int8 concatenation gives its inputs one scale: concatenated before the batch norm, the pooled
+    image in [-1, 1] shared the convolution's ten times wider range and kept about 16 levels.
+    """
+    if training:
+        return original(layer, inputs, training=training, **kwargs)
+    norm = layer.batch_norm
+    with tf.init_scope():  # the statistics as numbers, out of the traced graph
+        gamma = norm.gamma.numpy() if norm.scale else 1.0
+        beta = norm.beta.numpy() if norm.center else 0.0
+        scale = gamma / np.sqrt(norm.moving_variance.numpy() + norm.epsilon)
+        offset = beta - norm.moving_mean.numpy() * scale
+    scale = np.broadcast_to(scale, norm.moving_mean.shape).astype(np.float32)
+    offset = np.broadcast_to(offset, norm.moving_mean.shape).astype(np.float32)
+    filters = layer.filters
+    convolved = layer.conv(inputs) * scale[:filters] + offset[:filters]
+    pooled = _depthwise(layer.pool(inputs), scale[filters:], offset[filters:])
+    return layer.prelu(tf.concat([convolved, pooled], axis=-1))
+
+
+def _prelu_in_xnnpack_int8_ops(layer, inputs, original, **kwargs):
+    """PReLU with one slope per channel as the same function in ops that XNNPACK runs in int8:
+    `x + relu((alpha - 1) * x)`, the product a 1x1 depthwise convolution with the ReLU fused (for
+    slopes alpha <= 1; otherwise `x + (1 - alpha) * relu(-x)`, two depthwise convolutions).
+
+    TFLite's int8 PRELU kernel is not one that XNNPACK takes over, and it is slow: with it, the
+    int8 ENet ran slower than the float32 one.
+    """
+    with tf.init_scope():  # the slopes as numbers, out of the traced graph
+        alpha = np.asarray(layer.alpha.numpy(), np.float32)
+    if len(inputs.shape) != 4 or alpha.shape != (1, 1, inputs.shape[-1]):
+        return original(layer, inputs, **kwargs)
+
+    if np.all(alpha <= 1.0):
+        return inputs + tf.nn.relu(_depthwise(inputs, alpha - 1.0))
+    return inputs + _depthwise(tf.nn.relu(_depthwise(inputs, -np.ones_like(alpha))), 1.0 - alpha)
+
+
+def _unpooling_with_signed_one_hot(layer, inputs, original, **kwargs):
+    """`MaxUnpooling2D` as the same function with a one-hot of +1 and -1, mapped to 1 and 0.
+
+    The converter quantises ONE_HOT's on and off values each with parameters of its own, while
+    the kernel copies them raw into its output: a one-hot of 1 and 0 (output zero point -128, off
+    value 0 at zero point 0) reads 0.5 at every position off the maximum. With +1 and -1 the
+    output's zero point is the constants' midpoint, so both land on themselves. ONE_HOT and the
+    arithmetic after it stay fast; an EQUAL and SELECT_V2 formulation, also correct, made the
+    int8 network 1.6x slower (broadcasting kernels outside XNNPACK).
+    """
+    del layer, original, kwargs
+    values, argmax = inputs
+    shape = tf.shape(values)
+    signs = tf.one_hot(argmax, 4, on_value=1.0, off_value=-1.0, axis=3, dtype=values.dtype)
+    spread = (signs + 1.0) * 0.5 * values[:, :, :, None, :]
+    spread = tf.reshape(spread, [shape[0], shape[1], shape[2], 4 * values.shape[-1]])
+    return tf.nn.depth_to_space(spread, 2)
+
+
+@contextlib.contextmanager
+def _int8_friendly_tracing():
+    """While active, the initial block, PReLU and max-unpooling layers trace as the same functions
+    in ops that quantise well and correctly and that XNNPACK runs in int8
+    (`_initial_block_with_split_batch_norm`, `_prelu_in_xnnpack_int8_ops`,
+    `_unpooling_with_signed_one_hot`). The float exports keep the layers' own ops."""
+    from enet_discrim.model import InitialBlock, MaxUnpooling2D
+
+    replaced = {InitialBlock: _initial_block_with_split_batch_norm,
+                keras.layers.PReLU: _prelu_in_xnnpack_int8_ops,
+                MaxUnpooling2D: _unpooling_with_signed_one_hot}
+    originals = {layer_class: layer_class.call for layer_class in replaced}
+    for layer_class, replacement in replaced.items():
+        layer_class.call = functools.partialmethod(replacement, original=originals[layer_class])
+    try:
+        yield
+    finally:
+        for layer_class, original in originals.items():
+            layer_class.call = original
+
+
+def convert_to_tflite(model, settings, quantize="none", calibration_frames=CALIBRATION_FRAMES):
+    """The TFLite flatbuffer (bytes) of a Keras ENet: batch 1, uint8 images in, float32
+    `semantic_logits` and `embeddings` out, in this order; `quantize` one of QUANTIZE_MODES.
 
     Raises:
-        ValueError: an unknown format, or a model folder missing its files.
+        ValueError: an unknown `quantize`, or `calibration_frames` < 1 for int8.
+    """
+    _check_quantize(quantize, calibration_frames)
+    height, width = settings.height, settings.width
+
+    def network(images):
+        outputs = model(tf.cast(images, tf.float32), training=False)
+        return outputs["semantic_logits"], outputs["embeddings"]
+
+    function = tf.function(network, input_signature=[tf.TensorSpec([1, height, width, 3], tf.uint8,
+                                                                   name="images")])
+    tracing = _int8_friendly_tracing() if quantize == "int8" else contextlib.nullcontext()
+    with tracing:
+        concrete = function.get_concrete_function()
+    # Without the trackable object the converter freezes the weights into constants; with it (or
+    # through a SavedModel) TF 2.21 keeps them as variables that the interpreter leaves NaN.
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.representative_dataset = lambda: _representative_dataset(
+            calibration_images(settings.dataset, height, width, calibration_frames))
+    return converter.convert()
+
+
+def _representative_dataset(images):
+    """The converter's calibration samples: each image as a batch of one, and after the first
+    the same frame contrast-stretched to [0, 255], so that the input and the model's rescaling
+    are calibrated on every pixel value (the input's scale is then exactly 1) and not only on
+    those the frames happen to hold."""
+    for index, image in enumerate(images):
+        yield [image[None]]
+        if index == 0:
+            yield [cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX)[None]]
+
+
+def _check_quantize(quantize, calibration_frames):
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"unknown quantize {quantize!r}: choose one of {', '.join(QUANTIZE_MODES)}")
+    if quantize == "int8" and (isinstance(calibration_frames, bool)
+                               or not isinstance(calibration_frames, int) or calibration_frames < 1):
+        raise ValueError(f"calibration_frames must be a positive integer, got {calibration_frames!r}")
+
+
+def export(modeldir, outdir, output_format="saved_model", quantize="none",
+           calibration_frames=CALIBRATION_FRAMES):
+    """Writes the SavedModel folder (`outdir`), or the TFLite model folder `outdir`
+    (`model.tflite` and `config.json`); returns the SavedModel folder or the `model.tflite` path.
+
+    Args:
+        modeldir: a model folder with `model.keras` and `config.json`.
+        outdir: str, the folder to write.
+        output_format: one of FORMATS.
+        quantize: one of QUANTIZE_MODES; anything but "none" needs the tflite format.
+        calibration_frames: synthetic frames int8 calibrates on.
+
+    Both are written atomically (`atomic.write_folder`): the new files into a folder beside
+    `outdir` that then takes its place, other files already in `outdir` (a SavedModel beside a
+    model.tflite, say) carried over. A run killed at any point leaves the earlier export loadable.
+
+    Raises:
+        ValueError: an unknown format or quantization, or a model folder missing its files.
     """
     atomic.check_folder_target(outdir)
     if output_format not in FORMATS:
         raise ValueError(f"unknown format {output_format!r}: choose one of {', '.join(FORMATS)}")
+    _check_quantize(quantize, calibration_frames)
+    if quantize != "none" and output_format != "tflite":
+        raise ValueError(f"quantize {quantize!r} needs the tflite format, not {output_format!r}")
     model, settings = model_dir.load(modeldir)
     height, width = settings.height, settings.width
     if output_format == "saved_model":
@@ -70,32 +256,44 @@ def export(modeldir, outdir, output_format="saved_model"):
         logging.info("SavedModel written to %s", outdir)
         return outdir
 
-    module = ServingModule(model, height, width, batch_size=1)
-    function = tf.function(module.concatenated, input_signature=[tf.TensorSpec([1, height, width, 3], tf.uint8)])
-    # Without the trackable object the converter freezes the weights into constants; with it (or
-    # through a SavedModel) TF 2.21 keeps them as variables that the interpreter leaves NaN.
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    flatbuffer = converter.convert()
-    os.makedirs(outdir, exist_ok=True)
+    flatbuffer = convert_to_tflite(model, settings, quantize, calibration_frames)
+
+    def write(folder):
+        atomic.write_bytes(os.path.join(folder, TFLITE_FILE), flatbuffer)
+        model_dir.write_settings(folder, settings)
+
+    atomic.write_folder(outdir, write)
     path = os.path.join(outdir, TFLITE_FILE)
-    atomic.write_bytes(path, flatbuffer)
-    logging.info("TFLite model written to %s (%.1f MB)", path, len(flatbuffer) / 1e6)
+    logging.info("TFLite model (%s) written to %s (%.1f MB)", quantize, path, len(flatbuffer) / 1e6)
     return path
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """Reports a bad flag in one line (argparse prints the usage too)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m enet_discrim.export", description=__doc__.split("\n")[0])
+    parser = _OneLineErrorParser(prog="python -m enet_discrim.export", description=__doc__.split("\n")[0])
     parser.add_argument("--modeldir", required=True, help="folder with model.keras and config.json")
-    parser.add_argument("--outdir", required=True, help="SavedModel folder, or folder for model.tflite")
+    parser.add_argument("--outdir", required=True,
+                        help="SavedModel folder, or model folder for model.tflite and config.json")
     parser.add_argument("--format", choices=FORMATS, default="saved_model")
+    parser.add_argument("--quantize", choices=QUANTIZE_MODES, default="none",
+                        help="TFLite weights and arithmetic: float32 (none), float16 weights, or "
+                             "full-integer int8 calibrated on synthetic frames")
+    parser.add_argument("--calibration_frames", type=int, default=CALIBRATION_FRAMES,
+                        help="synthetic frames int8 calibrates on")
     args = parser.parse_args(argv)
     try:
-        path = export(args.modeldir, args.outdir, args.format)
+        path = export(args.modeldir, args.outdir, args.format, args.quantize, args.calibration_frames)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"Exported {args.format} to {path}")
+    quantized = f" ({args.quantize})" if args.format == "tflite" else ""
+    print(f"Exported {args.format}{quantized} to {path}")
     return 0
 
 

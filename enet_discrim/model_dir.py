@@ -1,8 +1,10 @@
 """The model folder: `model.keras` and the inference settings in `config.json`, with one owner.
 
 Training writes a folder with `save`, the predictor, export and the benchmark read it with
-`load_settings` (and `load` for the model too). `InferenceSettings` holds every key of
-`config.json` with its default and its check, in one place.
+`load_settings` (and `load` for the model too). A folder that `python -m enet_discrim.export
+--format tflite` wrote holds `model.tflite` instead of `model.keras` (`holds_tflite`); the
+predictor runs that network with `enet_discrim.tflite_network`. `InferenceSettings` holds every
+key of `config.json` with its default and its check, in one place.
 
     python -m enet_discrim.model_dir show trained_model
     python -m enet_discrim.model_dir set trained_model min_confidence=0.5 lane_bridge_gaps=true
@@ -23,6 +25,8 @@ from enet_discrim.cli import support
 from enet_discrim.lanes import LANE_MODELS
 
 MODEL_FILE = "model.keras"
+#: The converted network that `enet_discrim.export --format tflite` writes beside config.json.
+TFLITE_FILE = "model.tflite"
 CONFIG_FILE = "config.json"
 DATASETS = ("tusimple", "cityscapes")
 #: The TuSimple class ids: 0 background, 1 lane.
@@ -186,19 +190,30 @@ def _is_number(value):
 
 
 def check_folder(folder):
-    """Raises ValueError when `folder` is not a model folder, naming everything missing."""
+    """Raises ValueError when `folder` is not a model folder, naming everything missing.
+
+    A model folder holds `config.json` and a network: `model.keras`, or `model.tflite`.
+    """
     if not os.path.isdir(folder):
         raise ValueError(f"Model folder {folder!r} does not exist (it needs {MODEL_FILE} and "
                          f"{CONFIG_FILE})")
     missing = [name for name in (MODEL_FILE, CONFIG_FILE)
                if not os.path.isfile(os.path.join(folder, name))]
+    if missing == [MODEL_FILE] and holds_tflite(folder):
+        return
     if missing:
         raise ValueError(f"Model folder {folder!r} is missing {' and '.join(missing)} "
-                         f"(training.py writes both to --outdir)")
+                         f"(training.py writes both to --outdir; export --format tflite writes "
+                         f"{TFLITE_FILE} and {CONFIG_FILE})")
+
+
+def holds_tflite(folder):
+    """Whether `folder` holds a TFLite network, `model.tflite`."""
+    return os.path.isfile(os.path.join(folder, TFLITE_FILE))
 
 
 def load_settings(folder):
-    """The `InferenceSettings` of a model folder (which must hold the model too)."""
+    """The `InferenceSettings` of a model folder (which must hold a network too)."""
     check_folder(folder)
     path = os.path.join(folder, CONFIG_FILE)
     try:
@@ -239,6 +254,9 @@ def load(folder):
 
     settings = load_settings(folder)
     path = os.path.join(folder, MODEL_FILE)
+    if not os.path.isfile(path):  # a TFLite folder: check_folder accepts it
+        raise ValueError(f"Model folder {folder!r} holds {TFLITE_FILE} but no {MODEL_FILE} "
+                         f"(a Keras model is needed here)")
     # Keras reports a file that is no zip archive as "File not found".
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path}: not a Keras model file (not a zip archive: corrupt, truncated "

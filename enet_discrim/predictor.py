@@ -2,7 +2,9 @@
 
 `Predictor(modeldir)` loads a model folder (`enet_discrim.model_dir`: `model.keras` in safe mode and
 its `config.json`), or `Predictor(model, settings=...)` takes them as objects, and turns an RGB
-frame of any size into instances at the frame's size, plus TuSimple lanes.
+frame of any size into instances at the frame's size, plus TuSimple lanes. A folder that holds
+`model.tflite` (`python -m enet_discrim.export --format tflite`) runs that network instead
+(`enet_discrim.tflite_network`), with the same clustering and lane fitting.
 """
 
 import dataclasses
@@ -12,6 +14,7 @@ import time
 import cv2
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from enet_discrim import clustering, lanes, model_dir
 from enet_discrim.model_dir import CONFIG_FILE, MODEL_FILE  # noqa: F401  (public names kept)
@@ -69,6 +72,12 @@ def read_rgb(path):
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def network_input(image_rgb, height, width):
+    """The network's view of a uint8 RGB frame: uint8 [height, width, 3], resized with area
+    averaging. Serving and the int8 export's calibration frames both go through it."""
+    return cv2.resize(image_rgb, (width, height), interpolation=cv2.INTER_AREA)
+
+
 def load_config(modeldir):
     """The settings of a model folder as a dict, defaults filled in (`model_dir.load_settings`).
 
@@ -82,11 +91,14 @@ class Predictor:
     """Runs a trained model on frames.
 
     Args:
-        model: a model folder (`model.keras` and `config.json`), or a Keras model built by
+        model: a model folder (`model.keras` or `model.tflite`, and `config.json`; `model.tflite`
+            is run when the folder holds one), or a Keras model built by
             `enet_discrim.model.ENet`; then `settings` are required.
         bandwidth, min_confidence, lane_model: override the settings' values (None: keep them).
         min_pixels: smallest instance kept; default: 50 pixels at 256 x 512, scaled with the area.
         settings: `model_dir.InferenceSettings`, for a model given as an object.
+        threads: TFLite interpreter threads for a `model.tflite` folder (None: TFLite's choice);
+            the Keras model runs on TensorFlow's own thread pools.
 
     Example:
     >>> predictor = Predictor("trained_model")
@@ -95,12 +107,26 @@ class Predictor:
     """
 
     def __init__(self, model, bandwidth=None, min_pixels=None, min_confidence=None, lane_model=None,
-                 settings=None):
+                 settings=None, threads=None):
+        is_tflite = False
         if isinstance(model, (str, os.PathLike)):
             if settings is not None:
                 raise ValueError("settings come from the model folder; pass a model object to "
                                  "give them separately")
-            self.model, settings = model_dir.load(os.fspath(model))
+            folder = os.fspath(model)
+            is_tflite = model_dir.holds_tflite(folder)
+            if is_tflite:
+                from enet_discrim.tflite_network import TFLiteNetwork
+
+                settings = model_dir.load_settings(folder)
+                self.model = TFLiteNetwork(os.path.join(folder, model_dir.TFLITE_FILE), threads=threads)
+                if (self.model.height, self.model.width) != (settings.height, settings.width):
+                    raise ValueError(f"{folder}: {model_dir.TFLITE_FILE} takes "
+                                     f"{self.model.height} x {self.model.width} frames, "
+                                     f"{model_dir.CONFIG_FILE} says {settings.height} x {settings.width}")
+                logging.info("Running %s", os.path.join(folder, model_dir.TFLITE_FILE))
+            else:
+                self.model, settings = model_dir.load(folder)
         else:
             if settings is None:
                 raise ValueError("a model object needs its InferenceSettings (settings=...)")
@@ -122,12 +148,17 @@ class Predictor:
         self.min_pixels = min_pixels or max(10, round(MIN_PIXELS_AT_256X512 * area_ratio))
         self.thing_classes = list(self.settings.thing_train_ids)
         self.is_lanes = self.settings.dataset == "tusimple"
-        self._network = tf.function(
-            lambda images: self.model(images, training=False),
-            input_signature=[tf.TensorSpec([None, self.height, self.width, 3], tf.float32)],
-        )
-        # Trace now: the first frame's run_time must not carry the one-time graph building (TuSimple
-        # scores a frame slower than 200 ms as a miss).
+        if threads is not None and not is_tflite:
+            logging.warning("threads=%s applies to a model.tflite folder only; ignored", threads)
+        if is_tflite:
+            self._network = self.model  # called like the Keras model, returns NumPy arrays
+        else:
+            self._network = tf.function(
+                lambda images: self.model(images, training=False),
+                input_signature=[tf.TensorSpec([None, self.height, self.width, 3], tf.float32)],
+            )
+        # Trace (or warm up the interpreter) now: the first frame's run_time must not carry the
+        # one-time graph building (TuSimple scores a frame slower than 200 ms as a miss).
         self._network(tf.zeros([1, self.height, self.width, 3]))
 
     @property
@@ -139,10 +170,10 @@ class Predictor:
         """Instances (and lanes, for a lane model) of one uint8 RGB frame of any size."""
         frame_height, frame_width = image_rgb.shape[:2]
         start = time.perf_counter()
-        resized = cv2.resize(image_rgb, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        resized = network_input(image_rgb, self.height, self.width)
         outputs = self._network(tf.constant(resized[None].astype(np.float32)))
         probabilities = tf.nn.softmax(outputs["semantic_logits"][0]).numpy()
-        embeddings = outputs["embeddings"][0].numpy()
+        embeddings = np.asarray(outputs["embeddings"][0])
         network_done = time.perf_counter()
 
         # Each thing class on its own (TuSimple has one: lanes).
