@@ -6,22 +6,27 @@ The table (or, with `--json`, one JSON object with these keys):
 
 - "machine": {"platform", "cpus", "gpus", "tensorflow"};
 - "network": the ENet forward pass at 256 x 512 (`benchmark.network.run`), "batch_1" and
-  "batch_8", each {"gflop" (TensorFlow's profiler), "matmul_gflop_per_s" (a 2048 x 2048 float32
-  matmul timed in the same rounds), and per variant ("plain", "folded", "xla", "folded_xla" at
-  batch 1; "plain", "xla" at batch 8) {"ms", "frames_per_s", "gflop_per_s", "matmul_fraction",
-  "first_call_s"}};
+  "batch_8", each {"gflop" (TensorFlow's profiler), "matmul_gflop_per_s" and
+  "matmul_best_gflop_per_s" (a 2048 x 2048 float32 matmul timed in the same rounds: median and
+  fastest round), and per variant ("plain", "folded", "xla", "folded_xla" at batch 1; "plain",
+  "xla" at batch 8) {"ms", "best_ms", "frames_per_s", "gflop_per_s", "matmul_fraction",
+  "best_matmul_fraction", "first_call_s"}};
 - "loss": {"loss_gradient_ms", "enet_forward_backward_ms", "loss_share", ...}: the discriminative
   loss + gradient against an ENet forward + backward pass (4 x 256 x 512);
 - "training": {"step_ms", "images_per_s", "pipeline_images_per_s", "pipeline_to_step_ratio"}: a
   full training step (256 x 512, batch 8) against the tf.data pipeline;
 - "clustering": {"ours_ms", "full_meanshift_ms", "speedup", "ari", ...}: our mean-shift against
   scikit-learn MeanShift on all foreground pixels;
-- "inference_256x512" and, with a model folder, "inference_shipped_model": {"size", "frames",
-  "ms_per_stage", "end_to_end_ms", "clustering_and_fitting_share", "frames_per_s"}: a folder of
-  frames (10 synthetic 1280 x 720 ones, or `--indir`) through `batch_inference.run`; ms per
-  frame and stage (decode, network, clustering, lane fitting, writing) and their sum; frames per
-  wall-clock second of the sequential loop and of the pipelined one ({"sequential",
+- "inference_256x512" and, with a model folder, "inference_shipped_model": {"size",
+  "jit_compile", "frames", "ms_per_stage", "end_to_end_ms", "clustering_and_fitting_share",
+  "frames_per_s"}: a folder of frames (10 synthetic 1280 x 720 ones, or `--indir`) through
+  `batch_inference.run` with the network compiled with XLA (`Predictor(jit_compile=True)`); ms
+  per frame and stage (decode, network, clustering, lane fitting, writing) and their sum; frames
+  per wall-clock second of the sequential loop and of the pipelined one ({"sequential",
   "pipelined"});
+- "tflite": {"float32", "float16", "int8"}, each {"ms", "frames_per_s", "megabytes", "export_s"}:
+  the 256 x 512 network exported to TFLite (`python -m enet_discrim.export --format tflite
+  --quantize none|float16|int8`) and run as the predictor runs it, batch 1;
 - "peak_memory_mb": the process's peak resident memory.
 """
 
@@ -44,7 +49,7 @@ import numpy as np
 import tensorflow as tf
 
 from enet_discrim import batch_inference, model_dir
-from enet_discrim.benchmark import clustering, loss, network, pipeline
+from enet_discrim.benchmark import clustering, loss, network, pipeline, tflite
 from enet_discrim.benchmark.timing import median_seconds
 from enet_discrim.data.synthetic import tusimple as synthetic_tusimple
 from enet_discrim.model import ENet
@@ -83,10 +88,11 @@ def _random_model_dir(directory):
     return directory
 
 
-def inference_speed(modeldir, frames_dir, outdir):
+def inference_speed(modeldir, frames_dir, outdir, jit_compile=True):
     """End-to-end ms per frame through `batch_inference.run`, each stage's share, and frames per
-    second of the sequential and the pipelined loop over the same frames."""
-    predictor = Predictor(modeldir)
+    second of the sequential and the pipelined loop over the same frames; the network compiled
+    with XLA unless `jit_compile` is False."""
+    predictor = Predictor(modeldir, jit_compile=jit_compile)
     jobs = batch_inference.list_jobs(frames_dir)
     batch_inference.run(predictor, jobs[:1], outdir)  # warms up the network, clustering and writers
     sequential = batch_inference.run(predictor, jobs, outdir, pipelined=False)
@@ -94,6 +100,7 @@ def inference_speed(modeldir, frames_dir, outdir):
     timings = sequential["timings_ms"]  # each stage alone, with no other stage running beside it
     return {
         "size": f"{predictor.height}x{predictor.width}",
+        "jit_compile": jit_compile,
         "frames": sequential["processed"],
         "ms_per_stage": {stage: round(value, 2) for stage, value in timings.items()},
         "end_to_end_ms": timings["total"],
@@ -141,9 +148,9 @@ def run_all(modeldir=None, frames_dir=None):
     results["clustering"] = clustering.run()
     with tempfile.TemporaryDirectory() as scratch:
         frames = frames_dir or _write_frames(os.path.join(scratch, "frames"))
-        results["inference_256x512"] = inference_speed(
-            _random_model_dir(os.path.join(scratch, "model")), frames, os.path.join(scratch, "out")
-        )
+        random_model = _random_model_dir(os.path.join(scratch, "model"))
+        results["inference_256x512"] = inference_speed(random_model, frames, os.path.join(scratch, "out"))
+        results["tflite"] = tflite.run(random_model, scratch)
         if modeldir and os.path.isfile(os.path.join(modeldir, model_dir.MODEL_FILE)):
             results["inference_shipped_model"] = inference_speed(modeldir, frames, os.path.join(scratch, "out2"))
     results["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -160,7 +167,8 @@ def _network_rows(network):
     for batch_key, batch in (("batch_1", 1), ("batch_8", 8)):
         section = network[batch_key]
         rows.append((f"float32 matmul 2048x2048, timed beside the batch-{batch} forward pass",
-                     f"{section['matmul_gflop_per_s']:.0f} GFLOP/s"))
+                     f"{section['matmul_gflop_per_s']:.0f} GFLOP/s (fastest round "
+                     f"{section['matmul_best_gflop_per_s']:.0f})"))
         for name, label in VARIANT_LABELS.items():
             if name in section:
                 figures = section[name]
@@ -168,7 +176,8 @@ def _network_rows(network):
                              f"GFLOP a frame), {label}",
                              f"{figures['ms']:.1f} ms ({figures['frames_per_s']:.1f} fps), "
                              f"{figures['gflop_per_s']:.0f} GFLOP/s = {100 * figures['matmul_fraction']:.0f} % "
-                             "of the matmul's"))
+                             f"of the matmul's; fastest round {figures['best_ms']:.1f} ms = "
+                             f"{100 * figures['best_matmul_fraction']:.0f} % of the matmul's fastest"))
     return rows
 
 
@@ -189,12 +198,16 @@ def format_table(results):
     for key, label in (("inference_256x512", "256x512"), ("inference_shipped_model", "shipped model")):
         if key in results:
             inference = results[key]
-            rows.append((f"End to end per frame, {label} ({inference['size']})",
+            network_kind = "XLA" if inference.get("jit_compile") else "tf.function"
+            rows.append((f"End to end per frame, {label} ({inference['size']}, {network_kind})",
                          f"{inference['end_to_end_ms']:.1f} ms (clustering + fitting "
                          f"{100 * inference['clustering_and_fitting_share']:.1f} %)"))
             fps = inference["frames_per_s"]
             rows.append((f"Frames per second over {inference['frames']} frames, {label}",
                          f"{fps['sequential']:.1f} sequential, {fps['pipelined']:.1f} pipelined"))
+    for precision, figures in results.get("tflite", {}).items():
+        rows.append((f"TFLite network, batch 1, 256x512, {precision}",
+                     f"{figures['ms']:.1f} ms ({figures['frames_per_s']:.1f} fps), {figures['megabytes']:.1f} MB"))
     rows.append(("Peak memory (process RSS)", f"{results['peak_memory_mb']:.0f} MB"))
     machine = results["machine"]
     header = (f"Machine: {machine['cpus']} CPUs, {machine['gpus']} GPUs, TensorFlow {machine['tensorflow']}, "

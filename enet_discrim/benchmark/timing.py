@@ -18,15 +18,15 @@ def median_seconds(function, repeats, warmup=1):
     return sorted(times)[len(times) // 2]
 
 
-def interleaved_median_seconds(functions, rounds, warmup=1):
-    """Median wall time of each of `functions` (name -> callable), called in turn, one call of each
-    per round, over `rounds` rounds after `warmup` untimed rounds.
+def interleaved_seconds(functions, rounds, warmup=1):
+    """Wall times of each of `functions` (name -> callable), called in turn, one call of each per
+    round, over `rounds` rounds after `warmup` untimed rounds.
 
-    Taking turns spreads other load on the machine over all the functions alike, so that their
-    ratios hold even when each time alone drifts. Each function must block until its work is done.
+    Taking turns spreads other load on the machine over all the functions alike. Each function
+    must block until its work is done.
 
     Returns:
-        dict: name -> median seconds.
+        dict: name -> list of `rounds` seconds, in call order.
     """
     for _ in range(warmup):
         for function in functions.values():
@@ -37,4 +37,4 @@ def interleaved_median_seconds(functions, rounds, warmup=1):
             start = time.perf_counter()
             function()
             times[name].append(time.perf_counter() - start)
-    return {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+    return times
