@@ -191,6 +191,6 @@ def test_infer_runs_inference(tmp_path):
     done = subprocess.run([sys.executable, "-m", "enet_discrim.cli", "infer", f"--modeldir={tmp_path / 'none'}",
                            f"--outdir={tmp_path / 'out'}"],
                           capture_output=True, text=True, env=_environment(), cwd=tmp_path, timeout=300)
-    assert done.returncode != 0 and "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1].endswith(
-        f"Model folder '{tmp_path / 'none'}' does not exist (it needs model.keras and config.json)")
+    assert done.returncode == support.EXIT_BAD_INPUT
+    assert done.stderr.strip().splitlines() == [
+        f"error: Model folder '{tmp_path / 'none'}' does not exist (it needs model.keras and config.json)"]

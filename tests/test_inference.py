@@ -382,7 +382,7 @@ def test_cli_missing_tasks_file_exits_with_one_line(modeldir, tmp_path):
                           env=environment, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
-    assert done.stderr.splitlines()[-1] == (f"inference.py: --tusimple_tasks "
+    assert done.stderr.splitlines()[-1] == (f"error: --tusimple_tasks "
                                             f"'{tmp_path / 'nope.json'}' does not exist or is not a file")
 
 

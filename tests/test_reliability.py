@@ -139,5 +139,5 @@ def test_inference_cli_refuses_an_outdir_that_is_a_file_in_one_line(tmp_path):
                           capture_output=True, text=True, cwd=repo, timeout=300)
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1] == (
-        f"inference.py: --outdir {blocker} exists and is not a folder")
+        f"error: --outdir {blocker} exists and is not a folder")
     assert "Traceback" not in done.stderr

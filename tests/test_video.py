@@ -178,4 +178,4 @@ def test_cli_video(modeldir, tmp_path):  # noqa: F811
                             capture_output=True, text=True, timeout=300)
     assert failed.returncode != 0 and "Traceback" not in failed.stderr
     assert failed.stderr.splitlines()[-1].startswith(
-        f"inference.py: --video '{tmp_path / 'bad.mp4'}': cannot be opened as a video")
+        f"error: --video '{tmp_path / 'bad.mp4'}': cannot be opened as a video")

@@ -5,14 +5,11 @@
 Each command hands its arguments unchanged to an existing entry point, so that
 `enet-discrim train --srcdir data` is `python training.py --srcdir data` and
 `enet-discrim convert tusimple ARGS` is `python -m enet_discrim.data.tusimple ARGS`. The launcher
-imports only the module of the command it runs: `enet-discrim model show ...` starts without
-TensorFlow. Exit codes and the one-line error are `enet_discrim.cli.support`'s.
+imports only the module of the command it runs. Exit codes and the one-line error are `enet_discrim.cli.support`'s.
 """
 
 import dataclasses
 import importlib
-import os
-import runpy
 import sys
 
 from enet_discrim.cli import support
@@ -46,7 +43,7 @@ class Command:
 COMMANDS = {
     "train": Command("train a model (the flags of training.py)",
                      Target("enet_discrim.cli.train", True, "run", absl=True)),
-    "infer": Command("run a model on frames (the flags of inference.py)",
+    "infer": Command("run a model on frames or a video (the flags of inference.py)",
                      Target("enet_discrim.cli.infer", True, "run", absl=True)),
     "convert": Command("convert a dataset to TFRecords: convert tusimple|cityscapes ...",
                        datasets={"tusimple": Target("enet_discrim.data.tusimple", True),
@@ -65,12 +62,6 @@ COMMANDS = {
     "label-stats": Command("statistics of TuSimple label files, one set or two side by side",
                            Target("enet_discrim.data.label_stats", False)),
 }
-
-# Inference's flags and main live in `inference.py` at the root of a checkout until they move into
-# `enet_discrim.cli.infer`; until then `infer` runs that script when it is there.
-_INFERENCE_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                 "inference.py")
-
 
 def usage():
     """The text of `enet-discrim --help`: every command with its one line."""
@@ -124,23 +115,9 @@ def main(argv=None):
 
 def _run(target, prog, argv):
     if target.absl:  # `support.run_absl_command` starts them quietly itself, after --help or not
-        try:
-            module = importlib.import_module(target.module)
-        except ModuleNotFoundError as error:
-            if error.name != target.module or target.module != COMMANDS["infer"].target.module:
-                raise
-            return _run_inference_script(argv)
+        module = importlib.import_module(target.module)
         return getattr(module, target.function)([prog] + argv)
     # The module is imported after the quiet start: some import TensorFlow as they load.
     argv = support.quiet_startup(argv, tensorflow=target.tensorflow)
     module = importlib.import_module(target.module)
     return support.run_main(getattr(module, target.function), argv)
-
-
-def _run_inference_script(argv):
-    if not os.path.isfile(_INFERENCE_SCRIPT):
-        return support.report_error(f"infer: {_INFERENCE_SCRIPT} is missing: this installation has no "
-                                    "inference entry point")
-    sys.argv = [_INFERENCE_SCRIPT] + support.quiet_startup(argv)
-    runpy.run_path(_INFERENCE_SCRIPT, run_name="__main__")
-    return support.EXIT_OK
