@@ -172,6 +172,8 @@ def test_cli_video(modeldir, tmp_path):  # noqa: F811
     assert frames[0].shape == (CLIP_HEIGHT, CLIP_WIDTH, 3)
     records = [json.loads(line) for line in open(tmp_path / "out" / "CLIP.json")]
     assert [record["frame"] for record in records] == list(range(FRAMES))
+    # A clip's per-frame instance maps are written only when --save asks for them.
+    assert sorted(os.listdir(tmp_path / "out")) == ["CLIP.json", "CLIP_overlay.mp4"]
 
     (tmp_path / "bad.mp4").write_bytes(b"not a video" * 100)
     failed = subprocess.run(command + [f"--video={tmp_path / 'bad.mp4'}"], env=environment,

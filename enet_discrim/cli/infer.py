@@ -40,7 +40,8 @@ flags.DEFINE_string("video", None,
                     "CLIP_overlay.mp4 and CLIP.json (one line per frame) to --outdir.")
 flags.DEFINE_list("save", ["overlay", "instances"],
                   "Pictures to write, comma-separated: overlay (for --video, the overlay clip), instances "
-                  "(uint16 instance maps; for --video one CLIP_<frame>_instances.png per frame); empty: none.")
+                  "(uint16 instance maps; for --video one CLIP_<frame>_instances.png per frame); empty: none. "
+                  "Default for --video: overlay only.")
 flags.DEFINE_bool("pipelined", True,
                   "Decode frames ahead of the network and write them behind it in other threads; "
                   "--nopipelined runs the stages one after the other.")
@@ -57,7 +58,9 @@ def main(argv):
 
     try:
         atomic.check_folder_target(FLAGS.outdir)
-        save = batch_inference.check_save(FLAGS.save)
+        # A clip's instance maps are one PNG per frame: written for --video only when asked for.
+        chosen = FLAGS.save if FLAGS["save"].present or FLAGS.video is None else ["overlay"]
+        save = batch_inference.check_save(chosen)
         if FLAGS.video is not None:
             given = [name for name in ("indir", "tusimple_tasks", "format") if FLAGS[name].present]
             if given:
