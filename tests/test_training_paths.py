@@ -3,6 +3,9 @@ model folder, Cityscapes per-class training and mixed precision."""
 import json
 import logging
 import os
+import socket
+import subprocess
+import sys
 
 import cv2
 import keras
@@ -17,7 +20,7 @@ from enet_discrim.data import writer
 from enet_discrim.data.schema import make_example
 from enet_discrim.model import ENet
 from enet_discrim.training import train
-from tests.test_training import HEIGHT, WIDTH, tiny_config, write_tiny_records
+from tests.test_training import HEIGHT, REPO, WIDTH, tiny_config, write_tiny_records
 
 pytestmark = pytest.mark.slow
 
@@ -131,3 +134,51 @@ def test_mixed_precision_trains_and_leaves_the_global_policy_alone(tmp_path):
     assert keras.mixed_precision.global_policy().name == before
     model = keras.models.load_model(os.path.join(tmp_path, "out", "model.keras"), safe_mode=True)
     assert {weight.dtype for weight in model.weights} == {"float32"}
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("localhost", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@pytest.mark.skipif(
+    not os.environ.get("ENET_DISCRIM_TEST_MULTI_WORKER"),
+    reason="two training processes exchanging ~1000 collectives a step over gRPC: minutes on 2 "
+           "cores; set ENET_DISCRIM_TEST_MULTI_WORKER=1 to run it")
+def test_two_local_workers_train_in_step_and_end_with_the_same_weights(tmp_path):
+    """`--strategy multi_worker`: two processes on localhost ports (TF_CONFIG), one global batch
+    split between them; after the all-reduced steps both hold the same weights, and both exit
+    (the chief, which hosts the coordination service, waits for the other)."""
+    write_tiny_records(tmp_path / "records")
+    workers = [f"localhost:{port}" for port in _free_ports(2)]
+    outdir = tmp_path / "out"
+    processes = []
+    for index in range(2):
+        environment = {**os.environ, "PYTHONPATH": REPO, "TF_CONFIG": json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})}
+        command = [sys.executable, os.path.join(REPO, "training.py"), "--strategy", "multi_worker",
+                   "--srcdir", str(tmp_path / "records"), "--outdir", str(outdir),
+                   "--logdir", str(tmp_path / "log"), "--height", str(HEIGHT), "--width",
+                   str(WIDTH), "--batch_size", "2", "--epochs", "1", "--steps_per_epoch", "2"]
+        processes.append(subprocess.Popen(command, env=environment, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True))
+    for process in processes:
+        output, _ = process.communicate(timeout=600)
+        assert process.returncode == 0, output[-3000:]
+    chief = tf.train.latest_checkpoint(outdir / "checkpoints")
+    other = tf.train.latest_checkpoint(outdir / "checkpoints" / "worker_1")
+    assert chief.endswith("-2") and other.endswith("-2")
+    readers = [tf.train.load_checkpoint(path) for path in (chief, other)]
+    keys = [key for key in readers[0].get_variable_to_shape_map()
+            if "_trainable_variables" in key or key.startswith("model/")]
+    assert len(keys) > 100
+    for key in keys:
+        np.testing.assert_allclose(readers[1].get_tensor(key), readers[0].get_tensor(key),
+                                   rtol=1e-5, atol=1e-6, err_msg=key)
+    assert (outdir / "model.keras").is_file() and not (outdir / "worker_1").exists()
+    assert readers[0].get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 2

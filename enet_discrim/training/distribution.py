@@ -39,3 +39,43 @@ def task_id(strategy):
     """This worker's index in its cluster (0 without one)."""
     resolver = getattr(strategy, "cluster_resolver", None)
     return 0 if resolver is None else resolver.task_id
+
+
+def num_workers(strategy):
+    """Processes that share the training: the workers (and chief) of the cluster, else 1."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return 1
+    spec = resolver.cluster_spec().as_dict()
+    return max(1, len(spec.get("worker", [])) + len(spec.get("chief", [])))
+
+
+def shard_across_workers(dataset, strategy, num_files):
+    """`dataset` with the auto-shard policy its workers can use: each worker reads its own files
+    when there are enough of them, else every worker reads all files and keeps its share of the
+    elements (tf.data's FILE policy fails with fewer files than workers)."""
+    options = tf.data.Options()
+    policy = tf.data.experimental.AutoShardPolicy
+    options.experimental_distribute.auto_shard_policy = (
+        policy.FILE if num_files >= num_workers(strategy) else policy.DATA)
+    return dataset.with_options(options)
+
+
+def every_worker_reads_all(dataset):
+    """`dataset` read whole by every worker. For a finite set such as validation: sharded, the
+    workers could get unequal numbers of batches, and one would wait for the others' all-reduce
+    forever."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options)
+
+
+def barrier(strategy):
+    """Returns once every worker has called it (at once where there is a single worker).
+
+    The chief hosts the cluster's coordination service: a worker still saving when the chief has
+    exited waits for it forever, so all of them meet here before leaving.
+    """
+    if num_workers(strategy) > 1:
+        tf.function(lambda: strategy.reduce(
+            tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None))()

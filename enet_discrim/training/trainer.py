@@ -121,9 +121,10 @@ def _train(config, strategy, records_dir, info, previous, train_files, val_files
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         # Optimizer slots must exist before a checkpoint restores them.
         optimizer.build(model.trainable_variables)
-        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        epoch_start_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch_start_step")
-        best_val_loss = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_val_loss")
+    # Bookkeeping of the loop, read on the host: plain variables, not mirrored over the replicas.
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    epoch_start_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch_start_step")
+    best_val_loss = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_val_loss")
     # The epoch's running means are checkpointed with its steps, so that a resumed epoch reports
     # the mean over all of its steps.
     train_loss_means = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
@@ -165,6 +166,7 @@ def _train(config, strategy, records_dir, info, previous, train_files, val_files
             seed=config.seed,
             repeat=True,
         )
+        train_dataset = distribution.shard_across_workers(train_dataset, strategy, len(train_files))
         iterator = iter(strategy.experimental_distribute_dataset(train_dataset))
         train_step = make_train_step(model, optimizer, strategy, settings)
         eval_step = make_eval_step(model, strategy, settings)
@@ -178,13 +180,13 @@ def _train(config, strategy, records_dir, info, previous, train_files, val_files
         while int(epoch) < config.epochs:
             # Steps of this epoch trained before a restart; more than steps_per_epoch when a run
             # resumes with fewer.
-            done = int(optimizer.iterations) - int(epoch_start_step)
+            done = _step(optimizer) - int(epoch_start_step)
             progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=LOSS_NAMES)
             progress.update(min(done, steps_per_epoch))
             start = time.perf_counter()
             for _ in range(done, steps_per_epoch):
                 losses = {name: float(value) for name, value in train_step(iterator).items()}
-                step = int(optimizer.iterations)
+                step = _step(optimizer)
                 if not all(math.isfinite(value) for value in losses.values()):
                     raise TrainingDivergedError(
                         f"Loss became {losses['total']} at step {step} (epoch {int(epoch) + 1}); stopped "
@@ -204,7 +206,7 @@ def _train(config, strategy, records_dir, info, previous, train_files, val_files
             if done < steps_per_epoch:
                 images_per_second = (steps_per_epoch - done) * config.batch_size / (time.perf_counter() - start)
 
-            step = int(optimizer.iterations)
+            step = _step(optimizer)
             steps_averaged = int(train_loss_means["total"].count)
             train_loss = float(train_loss_means["total"].result()) if steps_averaged else math.inf
             epoch.assign_add(1)
@@ -230,6 +232,7 @@ def _train(config, strategy, records_dir, info, previous, train_files, val_files
 
         if is_chief and not os.path.exists(os.path.join(config.outdir, MODEL_FILE)):
             save_model(model, config, info, class_weights)
+        distribution.barrier(strategy)
     except BaseException:
         # Nothing to resume from: leave nothing behind (the chief only: workers share outdir).
         if is_chief and manager.latest_checkpoint is None:
@@ -237,7 +240,7 @@ def _train(config, strategy, records_dir, info, previous, train_files, val_files
         raise
     return {
         "epochs": int(epoch),
-        "steps": int(optimizer.iterations),
+        "steps": _step(optimizer),
         "best_val_loss": float(best_val_loss),
         "images_per_second": images_per_second,
         "outdir": config.outdir,
@@ -255,9 +258,9 @@ def _restore(path, checkpoint, core, epoch_start_step, earlier_steps_per_epoch):
         checkpoint.restore(path).assert_existing_objects_matched()
     else:
         tf.train.Checkpoint(**core).restore(path).assert_existing_objects_matched()
-        step, epoch = int(core["optimizer"].iterations), int(core["epoch"])
+        step, epoch = _step(core["optimizer"]), int(core["epoch"])
         epoch_start_step.assign(min(step, epoch * earlier_steps_per_epoch))
-    step = int(core["optimizer"].iterations)
+    step = _step(core["optimizer"])
     logging.info("Resuming from %s at step %d: %d epochs done, %d steps into the next",
                  path, step, int(core["epoch"]), step - int(epoch_start_step))
 
@@ -321,6 +324,7 @@ def _validate(model, eval_step, strategy, val_files, config, writer, step, info)
     )
     if config.validation_steps:
         dataset = dataset.take(config.validation_steps)
+    dataset = distribution.every_worker_reads_all(dataset)
     totals, batches = {}, 0
     for batch in strategy.experimental_distribute_dataset(dataset):
         for name, value in eval_step(batch).items():
@@ -438,6 +442,11 @@ def _estimate_class_weights(train_files, config, num_classes):
     weights = class_weights_from_counts(counts)
     logging.info("Class weights from %d pixels: %s", counts.sum(), np.round(weights, 2).tolist())
     return [float(weight) for weight in weights]
+
+
+def _step(optimizer):
+    """The optimizer's step count, read on the host (a mirrored variable under a strategy)."""
+    return int(tf.convert_to_tensor(optimizer.iterations.value))
 
 
 def _learning_rate(optimizer):
