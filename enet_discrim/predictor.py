@@ -11,14 +11,17 @@ import dataclasses
 import os
 import time
 
-import cv2
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from enet_discrim import clustering, lanes, model_dir
+from enet_discrim.formats import images
+from enet_discrim.formats.images import read_image as read_rgb  # noqa: F401  (public name kept)
+from enet_discrim.formats.tusimple import H_SAMPLES
 from enet_discrim.model import inference_function
 from enet_discrim.model_dir import CONFIG_FILE, MODEL_FILE  # noqa: F401  (public names kept)
+
 # Smallest instance kept, in pixels of a 256 x 512 network input; scaled with the input area.
 MIN_PIXELS_AT_256X512 = 50
 
@@ -46,37 +49,20 @@ class Prediction:
     lanes: list | None = None
 
     def instances_at_frame_size(self):
-        """uint16 [H, W] instance ids at the original frame's size (nearest neighbour)."""
+        """uint16 [H, W] instance ids at the original frame's size (`formats.images.resize_labels`:
+        nearest neighbour, centred)."""
         height, width = self.frame_size
-        return cv2.resize(self.instances.astype(np.uint16), (width, height), interpolation=cv2.INTER_NEAREST)
-
-
-def read_rgb(path):
-    """Reads an image file as uint8 RGB [H, W, 3]; grey and RGBA (and 16-bit) are converted.
-
-    Raises:
-        ValueError: naming the file, when it is missing or not a readable image.
-    """
-    if not os.path.isfile(path):
-        raise ValueError(f"{path}: no such file")
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        raise ValueError(f"{path}: not a readable image")
-    if image.dtype == np.uint16:
-        image = (image // 257).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        raise ValueError(f"{path}: unsupported pixel type {image.dtype}")
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return images.resize_labels(self.instances.astype(np.uint16), width, height)
 
 
 def network_input(image_rgb, height, width):
-    """The network's view of a uint8 RGB frame: uint8 [height, width, 3], resized with area
-    averaging. Serving and the int8 export's calibration frames both go through it."""
-    return cv2.resize(image_rgb, (width, height), interpolation=cv2.INTER_AREA)
+    """The network's view of a uint8 RGB frame: uint8 [height, width, 3].
+
+    `formats.images.resize_image`, the resize the converters store frames with and the input
+    pipeline applies to stored frames of another size, so serving feeds what training fed.
+    Serving and the int8 export's calibration frames both go through it.
+    """
+    return images.resize_image(image_rgb, height, width)
 
 
 def load_config(modeldir):
@@ -168,7 +154,7 @@ class Predictor:
         """The settings as the dict of `config.json`."""
         return self.settings.to_dict()
 
-    def predict(self, image_rgb, h_samples=lanes.TUSIMPLE_H_SAMPLES):
+    def predict(self, image_rgb, h_samples=H_SAMPLES):
         """Instances (and lanes, for a lane model) of one uint8 RGB frame of any size."""
         frame_height, frame_width = image_rgb.shape[:2]
         start = time.perf_counter()

@@ -23,7 +23,6 @@ import sys
 
 from absl import logging
 from cityscapesscripts.helpers import labels as cityscapes_labels
-import cv2
 import numpy as np
 
 from enet_discrim.cli import support
@@ -158,9 +157,7 @@ def build_example(payload, height, width, table):
     if len(set(sizes.values())) != 1:
         listed = ", ".join(f"{name} {w}x{h}" for name, (h, w) in sizes.items())
         raise writer.FrameError(f"size mismatch: {listed}")
-    shrinking = image.shape[0] >= height and image.shape[1] >= width
-    image = cv2.resize(image, (width, height),
-                       interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    image = images.resize_image(image, height, width)  # as the pipeline and the predictor do
     # Both maps sample the same source pixels, which keeps them consistent.
     label_ids = images.resize_labels(label_ids, width, height)
     instance_ids = images.resize_labels(instance_ids, width, height)

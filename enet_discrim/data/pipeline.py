@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from enet_discrim.data import schema
 from enet_discrim.data import writer
+from enet_discrim.formats import images
 
 DEFAULT_SCALE_RANGE = (0.75, 1.25)
 DEFAULT_BRIGHTNESS_DELTA = 32.0 / 255.0
@@ -125,6 +126,19 @@ def _resize_all(image, semantic, instance, size):
     return image, semantic[..., 0], instance[..., 0]
 
 
+def _resize_stored(image, semantic, instance, height, width):
+    """A stored frame at height x width as serving would see it: the image through
+    `formats.images.resize_image` (the converters' and the predictor's resize, run as NumPy), the
+    label maps with nearest neighbour. `image` is uint8 [h, w, 3]."""
+    image = tf.numpy_function(lambda pixels: images.resize_image(pixels, height, width), [image],
+                              tf.uint8, stateful=False)
+    image.set_shape([height, width, 3])
+    size = [height, width]
+    semantic = tf.image.resize(semantic[..., None], size, method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)
+    instance = tf.image.resize(instance[..., None], size, method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)
+    return image, tf.cast(semantic[..., 0], tf.uint8), instance[..., 0]
+
+
 def _jitter_colours(image, brightness_delta, contrast_range, saturation_range):
     """Random brightness, contrast and saturation of a float image in 0..255; result clipped."""
     unit = image / 255.0  # tf.image's colour ops assume float images in 0..1.
@@ -180,7 +194,9 @@ def parse_fn(is_training, height, width, scale_range=DEFAULT_SCALE_RANGE, flip=T
 
     Args:
         is_training: if True, augment (colour jitter, random scale and crop, horizontal flip);
-            otherwise only resize to height x width where the stored size differs.
+            otherwise only resize to height x width where the stored size differs, with
+            `formats.images.resize_image` as serving does (random scaling, when on, resizes
+            with TensorFlow's bilinear: it is augmentation).
         height, width: output size.
         scale_range: (min, max) of the random scale relative to height x width; None for none.
         flip: mirror half of the frames (training only).
@@ -197,24 +213,27 @@ def parse_fn(is_training, height, width, scale_range=DEFAULT_SCALE_RANGE, flip=T
     if scale_range is not None and not 0 < scale_range[0] <= scale_range[1]:
         raise ValueError(f"scale_range must be (min, max) with 0 < min <= max, got {scale_range}")
 
+    augment_scale = is_training and scale_range is not None
+
     def parse(serialized):
         decoded = schema.decode_example(serialized)
-        image = tf.cast(decoded["image"], tf.float32)
-        semantic = tf.cast(decoded["semantic"], tf.int32)
-        instance = decoded["instance"]
-        if is_training and color_jitter:
-            image = _jitter_colours(image, brightness_delta, contrast_range, saturation_range)
-        if is_training and scale_range is not None:
-            image, semantic, instance = _random_scale_and_crop(image, semantic, instance, height,
-                                                               width, scale_range)
-        else:
+        image, semantic, instance = decoded["image"], decoded["semantic"], decoded["instance"]
+        if not augment_scale:
+            # Without random scaling the frame must reach the network as serving prepares it.
             stored_size = tf.shape(semantic)
             needs_resize = tf.logical_or(tf.not_equal(stored_size[0], height),
                                          tf.not_equal(stored_size[1], width))
             image, semantic, instance = tf.cond(
                 needs_resize,
-                lambda: _resize_all(image, semantic, instance, [height, width]),
+                lambda: _resize_stored(image, semantic, instance, height, width),
                 lambda: (image, semantic, instance))
+        image = tf.cast(image, tf.float32)
+        semantic = tf.cast(semantic, tf.int32)
+        if is_training and color_jitter:
+            image = _jitter_colours(image, brightness_delta, contrast_range, saturation_range)
+        if augment_scale:
+            image, semantic, instance = _random_scale_and_crop(image, semantic, instance, height,
+                                                               width, scale_range)
         if is_training and flip:
             image, semantic, instance = tf.cond(
                 tf.random.uniform([]) < 0.5,

@@ -219,10 +219,7 @@ def build_example(payload, height, width):
         raise writer.FrameError(str(error)) from None
     source_size = image.shape[:2]
     check_frame_size(payload["path"], source_size, payload["lanes"], payload["h_samples"])
-    # INTER_AREA averages the source pixels when shrinking (no aliasing); bilinear when enlarging.
-    shrinking = source_size[0] >= height and source_size[1] >= width
-    resized = cv2.resize(image, (width, height),
-                         interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    resized = images.resize_image(image, height, width)  # as the pipeline and the predictor do
     semantic, instance = render_lanes(payload["lanes"], payload["h_samples"], source_size,
                                       (height, width))
     return schema.make_example(resized, semantic, instance, payload["filename"],

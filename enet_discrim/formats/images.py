@@ -1,4 +1,5 @@
-"""Image files and label maps: the one image reader and the one label-map resize.
+"""Image files and label maps: the one image reader, the one image resize and the one label-map
+resize.
 
 Files are read as bytes and decoded with `cv2.imdecode`, not with `cv2.imread`, which answers
 every failure alike with None: here a missing file, one that cannot be read, an empty one and one
@@ -60,6 +61,40 @@ def read_image(path, unchanged=False):
     if image is None or image.size == 0:
         raise ImageError(path, "not a readable image")
     return image if unchanged else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def resize_image(image, height, width):
+    """A uint8 picture resized to height x width the one way training and serving both use.
+
+    The converters store frames through it, the input pipeline resizes stored frames of another
+    size through it (when not augmenting) and the predictor prepares every frame through it
+    (`predictor.network_input`), so a frame reaches the network as the same pixels in training
+    and in serving. Shrinking (no side grows) averages the source pixels (`cv2.INTER_AREA`: no
+    aliasing of thin lane markings); otherwise it is bilinear (`cv2.INTER_LINEAR`), since area
+    interpolation is nearest-neighbour-like when enlarging.
+
+    Args:
+        image: uint8 [h, w, C] or [h, w].
+        height, width: the output size in pixels (>= 1).
+
+    Returns:
+        uint8 [height, width(, C)]; `image` itself when it already has that size.
+
+    Raises:
+        ValueError: an image that is not uint8, not 2-D or 3-D, or empty; a size below 1 x 1.
+    """
+    image = np.asarray(image)
+    height, width = int(height), int(width)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or image.size == 0:
+        raise ValueError(f"an image must be a non-empty uint8 [h, w(, C)] array, got "
+                         f"{image.dtype} {image.shape}")
+    if width < 1 or height < 1:
+        raise ValueError(f"images resize to at least 1 x 1, got {width} x {height}")
+    if image.shape[:2] == (height, width):
+        return image
+    shrinking = image.shape[0] >= height and image.shape[1] >= width
+    return cv2.resize(image, (width, height),
+                      interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 def resize_labels(label_map, width, height):
