@@ -124,8 +124,15 @@ def decode_example(serialized):
         "filename" tf.string [], "height" int64 [], "width" int64 [].
     """
     features = tf.io.parse_single_example(serialized, FEATURE_SPEC)
-    # decode_image sniffs JPEG or PNG; expand_animations=False gives a static 3-D shape.
-    image = tf.io.decode_image(features[IMAGE_ENCODED], channels=3, expand_animations=False)
+    # JPEG with the accurate DCT, as OpenCV (serving's reader) decodes it, so that a frame reaches
+    # the network as the same pixels in training and in serving; PNG otherwise.
+    encoded = features[IMAGE_ENCODED]
+    image = tf.cond(
+        tf.io.is_jpeg(encoded),
+        lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_png(encoded, channels=3),
+    )
+    image.set_shape([None, None, 3])
     image.set_shape([None, None, 3])
     semantic = tf.io.decode_png(features[LABEL_SEMANTIC], channels=1, dtype=tf.uint8)[..., 0]
     instance = tf.io.decode_png(features[LABEL_INSTANCE], channels=1, dtype=tf.uint16)[..., 0]
