@@ -19,7 +19,7 @@ The table (or, with `--json`, one JSON object with these keys):
   scikit-learn MeanShift on all foreground pixels;
 - "inference_256x512" and, with a model folder, "inference_shipped_model": {"size",
   "jit_compile", "frames", "ms_per_stage", "end_to_end_ms", "clustering_and_fitting_share",
-  "frames_per_s"}: a folder of frames (10 synthetic 1280 x 720 ones, or `--indir`) through
+  "frames_per_s"}: a folder of frames (20 synthetic 1280 x 720 ones, or `--indir`) through
   `batch_inference.run` with the network compiled with XLA (`Predictor(jit_compile=True)`); ms
   per frame and stage (decode, network, clustering, lane fitting, writing) and their sum; frames
   per wall-clock second of the sequential loop and of the pipelined one ({"sequential",
@@ -110,7 +110,7 @@ def inference_speed(modeldir, frames_dir, outdir, jit_compile=True):
     }
 
 
-def _write_frames(directory, count=10):
+def _write_frames(directory, count=20):
     os.makedirs(directory, exist_ok=True)
     for i in range(count):
         image, _, _ = synthetic_tusimple.render_frame(np.random.default_rng([SEED, i]))
@@ -123,7 +123,7 @@ def run_all(modeldir=None, frames_dir=None):
 
     Args:
         modeldir: a model folder to time end to end as well, or None.
-        frames_dir: frames for the end-to-end timings; default: 10 synthetic 1280 x 720 frames.
+        frames_dir: frames for the end-to-end timings; default: 20 synthetic 1280 x 720 frames.
     """
     results = {
         "machine": {
@@ -221,7 +221,7 @@ def main(argv=None):
     parser.add_argument("--modeldir",
                         help=f"also time this model end to end (default: {DEFAULT_MODELDIR}, when it is there)")
     parser.add_argument("--indir", help="time end to end on the frames of this folder (searched recursively; "
-                                        "default: 10 synthetic 1280 x 720 frames)")
+                                        "default: 20 synthetic 1280 x 720 frames)")
     args = parser.parse_args(argv)
     try:
         if args.modeldir is not None:
