@@ -87,7 +87,7 @@ class Predictor:
         threads: TFLite interpreter threads for a `model.tflite` folder (None: TFLite's choice);
             the Keras model runs on TensorFlow's own thread pools.
         jit_compile: compile the Keras model with XLA (`enet_discrim.model.inference_function`):
-            about half the network's time per frame on a CPU, after 5-12 s of compiling here.
+            about half the network's time per frame on a CPU, after 3-12 s of compiling here.
 
     Example:
     >>> predictor = Predictor("trained_model")

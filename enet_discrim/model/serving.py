@@ -6,13 +6,14 @@ convolutions. XLA (`jit_compile=True`) fuses them into loops around the convolut
 development machine it halves the forward pass at 128 x 256 and at 256 x 512, where it takes it
 from about 0.23 to about 0.45 of the throughput of a float32 matmul (`python -m
 enet_discrim.benchmark`). Folding the batch norms into the convolutions (`enet_discrim.model.fold`)
-gains 15-30 % without XLA, and nothing with it (5-10 % slower in our runs), XLA having fused them
-already: off by default. Channels-last, ENet's layout, is also what TensorFlow's oneDNN
+gains 15-30 % without XLA and little with it, XLA having fused them already (5 % faster on a
+quiet machine, 5-10 % slower in runs beside heavy load): off by default. Channels-last, ENet's layout, is also what TensorFlow's oneDNN
 convolutions run fastest on this CPU (NCHW was 5-40 % slower per convolution), and turning
 oneDNN off (`TF_ENABLE_ONEDNN_OPTS=0`) changed nothing measurable.
 
-XLA compiles on the first call for each input shape, in seconds (5-12 s for ENet on 2 busy cores,
-for any image size), so it pays when more than a few hundred frames are run.
+XLA compiles on the first call for each input shape, in seconds (3-5 s for ENet on 2 cores, up to
+12 s beside other load, for any image size), so it pays when more than a few hundred frames are
+run.
 """
 
 import tensorflow as tf
