@@ -8,6 +8,7 @@ Temporaries are named `PREFIX<pid>-...` (`process_prefix`), so that `remove_left
 those of a killed run (its process is gone) from those of a run still writing.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -20,19 +21,41 @@ TEMP_PREFIX = ".tmp-"
 _ASIDE_SUFFIX = "-old"
 
 
-def write_bytes(path, content, temp_prefix=TEMP_PREFIX):
-    """Writes `content` (bytes) to `path` atomically, readable by all (0o644)."""
+def temporary_path(path, suffix="", temp_prefix=TEMP_PREFIX):
+    """A new empty file beside `path`, named with this process's prefix (so that `leftovers`
+    recognises it once the process is gone) and `suffix` (e.g. ".keras", which Keras insists on).
+    Fill it, then `replace` it onto `path`, or remove it."""
     folder = os.path.dirname(os.path.abspath(path))
-    handle, temp_path = tempfile.mkstemp(prefix=process_prefix(temp_prefix), dir=folder)
+    handle, temp_path = tempfile.mkstemp(prefix=process_prefix(temp_prefix), suffix=suffix,
+                                         dir=folder)
+    os.close(handle)
+    return temp_path
+
+
+def replace(temp_path, path):
+    """Moves the finished `temp_path` onto `path` in one step, readable by all (0o644)."""
+    os.chmod(temp_path, 0o644)  # mkstemp creates files private to the owner
+    os.replace(temp_path, path)
+
+
+@contextlib.contextmanager
+def replacing(path, suffix="", temp_prefix=TEMP_PREFIX):
+    """Yields a temporary path to write `path`'s new content to; it replaces `path` when the block
+    ends normally and is removed when it raises, leaving any earlier `path` as it was."""
+    temp_path = temporary_path(path, suffix, temp_prefix)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-        os.chmod(temp_path, 0o644)  # mkstemp creates files private to the owner
-        os.replace(temp_path, path)
-    except BaseException:
+        yield temp_path
+        replace(temp_path, path)
+    finally:
         if os.path.exists(temp_path):
             os.remove(temp_path)
-        raise
+
+
+def write_bytes(path, content, temp_prefix=TEMP_PREFIX):
+    """Writes `content` (bytes) to `path` atomically, readable by all (0o644)."""
+    with replacing(path, temp_prefix=temp_prefix) as temp_path:
+        with open(temp_path, "wb") as stream:
+            stream.write(content)
 
 
 def write_text(path, text, temp_prefix=TEMP_PREFIX):

@@ -235,14 +235,8 @@ def save(folder, model, settings):
     os.makedirs(folder, exist_ok=True)
     if (model.num_classes, model.embedding_dim) != (settings.num_classes, settings.embedding_dim):
         raise ValueError("the model and its settings disagree on classes or embedding size")
-    path = os.path.join(folder, MODEL_FILE)
-    temporary = os.path.join(folder, "model.tmp.keras")
-    try:
+    with atomic.replacing(os.path.join(folder, MODEL_FILE), suffix=".keras") as temporary:
         model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     write_settings(folder, settings)
 
 

@@ -8,7 +8,6 @@ renamed when the clip is complete, as `enet_discrim.atomic` does for single file
 
 import dataclasses
 import os
-import tempfile
 import time
 
 # FFmpeg's own log lines ("moov atom not found") would precede our one-line error about a clip
@@ -130,10 +129,7 @@ class ClipWriter:
 
     def __init__(self, path, width, height, fps):
         self.path, self.width, self.height, self.fps = path, int(width), int(height), float(fps)
-        folder = os.path.dirname(os.path.abspath(path))
-        handle, self._temp_path = tempfile.mkstemp(prefix=atomic.process_prefix(atomic.TEMP_PREFIX),
-                                                   suffix=".mp4", dir=folder)
-        os.close(handle)
+        self._temp_path = atomic.temporary_path(path, suffix=".mp4")
         self._writer = cv2.VideoWriter(self._temp_path, cv2.VideoWriter_fourcc(*CODEC), self.fps,
                                        (self.width, self.height))
         if not self._writer.isOpened():
@@ -153,8 +149,7 @@ class ClipWriter:
     def close(self):
         """Finishes the clip and moves it to `path`."""
         self._writer.release()
-        os.chmod(self._temp_path, 0o644)  # mkstemp creates files private to the owner
-        os.replace(self._temp_path, self.path)
+        atomic.replace(self._temp_path, self.path)
 
     def discard(self):
         """Stops writing and deletes the unfinished clip."""

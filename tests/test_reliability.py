@@ -141,3 +141,19 @@ def test_inference_cli_refuses_an_outdir_that_is_a_file_in_one_line(tmp_path):
     assert done.stderr.strip().splitlines()[-1] == (
         f"error: --outdir {blocker} exists and is not a folder")
     assert "Traceback" not in done.stderr
+
+
+def test_replacing_swaps_in_a_finished_file_and_leaves_the_old_one_on_failure(tmp_path):
+    target = tmp_path / "model.keras"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic.replacing(target, suffix=".keras") as temporary:
+            assert temporary.endswith(".keras") and os.path.dirname(temporary) == str(tmp_path)
+            open(temporary, "w").write("half")
+            raise RuntimeError("killed while saving")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["model.keras"]
+    with atomic.replacing(target, suffix=".keras") as temporary:
+        open(temporary, "w").write("new")
+        assert target.read_text() == "old"  # not before the block ends
+    assert target.read_text() == "new" and os.listdir(tmp_path) == ["model.keras"]
+    assert os.stat(target).st_mode & 0o777 == 0o644
