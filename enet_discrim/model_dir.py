@@ -23,6 +23,7 @@ import zipfile
 from enet_discrim import atomic
 from enet_discrim.cli import support
 from enet_discrim.lanes import LANE_MODELS
+from enet_discrim.losses import discriminative
 
 MODEL_FILE = "model.keras"
 #: The converted network that `enet_discrim.export --format tflite` writes beside config.json.
@@ -76,8 +77,8 @@ class InferenceSettings:
     class_names: tuple = ()
     thing_train_ids: tuple = TUSIMPLE_THING_CLASSES
     ignore_label: int = 255
-    delta_v: float = 0.5
-    delta_d: float = 1.5
+    delta_v: float = discriminative.DELTA_V
+    delta_d: float = discriminative.DELTA_D
     bandwidth: float = 1.5
     min_confidence: float = 0.0
     cluster_all: bool = True

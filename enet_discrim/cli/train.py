@@ -13,17 +13,18 @@ Importing this module defines the flags in absl's global `flags.FLAGS`; `run` pa
 from absl import flags, logging
 
 from enet_discrim.cli import support
+from enet_discrim.losses import discriminative
 
 flags.DEFINE_string("srcdir", "data", "TFRecords (train-*/val-* shards) or a raw dataset folder.")
 flags.DEFINE_string("modeldir", None, "A model folder (model.keras) to fine-tune from, e.g. trained_model.")
 flags.DEFINE_string("outdir", "saved_model", "Where model.keras, config.json and checkpoints go.")
 flags.DEFINE_string("logdir", "log", "TensorBoard log folder.")
 flags.DEFINE_integer("epochs", 50, "Number of epochs.")
-flags.DEFINE_float("var", 1.0, "Weight of the variance (pull) term.")
-flags.DEFINE_float("dist", 1.0, "Weight of the distance (push) term.")
-flags.DEFINE_float("reg", 0.001, "Weight of the regularization term.")
-flags.DEFINE_float("dvar", 0.5, "Variance margin delta_v.")
-flags.DEFINE_float("ddist", 1.5, "Distance margin delta_d.")
+flags.DEFINE_float("var", discriminative.VAR_WEIGHT, "Weight of the variance (pull) term.")
+flags.DEFINE_float("dist", discriminative.DIST_WEIGHT, "Weight of the distance (push) term.")
+flags.DEFINE_float("reg", discriminative.REG_WEIGHT, "Weight of the regularization term.")
+flags.DEFINE_float("dvar", discriminative.DELTA_V, "Variance margin delta_v.")
+flags.DEFINE_float("ddist", discriminative.DELTA_D, "Distance margin delta_d.")
 flags.DEFINE_enum("dataset", "tusimple", ["tusimple", "cityscapes"], "Dataset in --srcdir.")
 flags.DEFINE_integer("batch_size", 8, "Global batch size (over all replicas).")
 flags.DEFINE_float("learning_rate", 5e-4, "Adam learning rate.")

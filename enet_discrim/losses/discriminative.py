@@ -10,6 +10,14 @@ or instances, so it traces once in `tf.function` and runs per replica under `tf.
 
 import tensorflow as tf
 
+# The paper's margins and weights: the defaults of the loss, of training (TrainConfig, the flags
+# of `training.py`) and of a model folder's settings.
+DELTA_V = 0.5
+DELTA_D = 1.5
+VAR_WEIGHT = 1.0
+DIST_WEIGHT = 1.0
+REG_WEIGHT = 0.001
+
 # Bit layout of the int64 key that identifies an instance: image index | class | instance id.
 _CLASS_SHIFT = 32
 _IMAGE_SHIFT = 40
@@ -42,11 +50,11 @@ def discriminative_loss(
     embeddings,
     instance_labels,
     semantic_labels=None,
-    delta_v=0.5,
-    delta_d=1.5,
-    var_weight=1.0,
-    dist_weight=1.0,
-    reg_weight=0.001,
+    delta_v=DELTA_V,
+    delta_d=DELTA_D,
+    var_weight=VAR_WEIGHT,
+    dist_weight=DIST_WEIGHT,
+    reg_weight=REG_WEIGHT,
 ):
     """Discriminative loss, per image, averaged over the batch.
 

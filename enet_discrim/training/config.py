@@ -6,6 +6,7 @@ import os
 
 from enet_discrim import atomic
 from enet_discrim.data.records import DATASETS
+from enet_discrim.losses import discriminative
 from enet_discrim.model import SIZE_MULTIPLE
 from enet_discrim.training.distribution import STRATEGIES
 
@@ -36,11 +37,11 @@ class TrainConfig:
     height: int = 256
     width: int = 512
     embedding_dim: int = 4
-    var_weight: float = 1.0
-    dist_weight: float = 1.0
-    reg_weight: float = 0.001
-    delta_v: float = 0.5
-    delta_d: float = 1.5
+    var_weight: float = discriminative.VAR_WEIGHT
+    dist_weight: float = discriminative.DIST_WEIGHT
+    reg_weight: float = discriminative.REG_WEIGHT
+    delta_v: float = discriminative.DELTA_V
+    delta_d: float = discriminative.DELTA_D
     strategy: str = "auto"
     mixed_precision: bool = False
     checkpoint_every: int = 0

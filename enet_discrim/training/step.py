@@ -9,7 +9,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from enet_discrim.losses import class_balanced_cross_entropy, discriminative_loss
+from enet_discrim.losses import class_balanced_cross_entropy, discriminative, discriminative_loss
 
 LOSS_NAMES = ("total", "semantic", "discriminative", "variance", "distance", "regularization")
 
@@ -23,11 +23,11 @@ class LossSettings:
     semantic class weights (`class_weights_from_counts`), None = from each batch.
     """
 
-    delta_v: float = 0.5
-    delta_d: float = 1.5
-    var_weight: float = 1.0
-    dist_weight: float = 1.0
-    reg_weight: float = 0.001
+    delta_v: float = discriminative.DELTA_V
+    delta_d: float = discriminative.DELTA_D
+    var_weight: float = discriminative.VAR_WEIGHT
+    dist_weight: float = discriminative.DIST_WEIGHT
+    reg_weight: float = discriminative.REG_WEIGHT
     per_class: bool = False
     class_weights: tuple | None = None
     ignore_label: int = 255
