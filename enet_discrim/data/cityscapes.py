@@ -70,8 +70,7 @@ def thing_label_ids():
 
 def thing_train_ids():
     """Sorted trainIds of the classes with instances (person ... bicycle: 11..18)."""
-    return sorted(label.trainId for label in cityscapes_labels.labels
-                  if label.hasInstances and _has_train_id(label))
+    return list(cityscapes_format.THING_TRAIN_IDS)
 
 
 def labels_to_targets(label_ids, instance_ids, table=None):

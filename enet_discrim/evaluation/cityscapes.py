@@ -22,7 +22,6 @@ import sys
 import tempfile
 
 from absl import logging
-from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 
 from enet_discrim.cli import support
 from enet_discrim.evaluation.cityscapes_compat import (CityscapesEvaluationError,
@@ -33,10 +32,7 @@ from enet_discrim.formats.cityscapes import MASKS_FOLDER, instance_confidences  
 from enet_discrim.formats.cityscapes import is_result_stem  # noqa: F401
 from enet_discrim.formats.cityscapes import write_results as write_cityscapes_results  # noqa: F401
 
-#: Train ids of the classes the instance benchmark scores (person, rider, car, truck, bus, train,
-#: motorcycle, bicycle): 11..18.
-THING_TRAIN_IDS = tuple(label.trainId for label in CITYSCAPES_LABELS
-                        if label.hasInstances and not label.ignoreInEval)
+THING_TRAIN_IDS = cityscapes_format.THING_TRAIN_IDS
 
 
 def select_ground_truth(dataset_dir, results_dir, split="val", only_predicted=False,

@@ -28,6 +28,7 @@ import re
 
 import cv2
 import numpy as np
+from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 from cityscapesscripts.helpers.labels import trainId2label
 
 from enet_discrim import atomic
@@ -41,6 +42,10 @@ INSTANCE_IDS_SUFFIX = "_gtFine_instanceIds.png"
 COLOR_SUFFIX = "_gtFine_color.png"
 #: instanceIds encode a thing instance as labelId * 1000 + k; smaller values are plain label ids.
 INSTANCE_ID_FACTOR = 1000
+#: Train ids of the classes with instances, which the instance benchmark scores (person, rider,
+#: car, truck, bus, train, motorcycle, bicycle): 11..18.
+THING_TRAIN_IDS = tuple(sorted(label.trainId for label in CITYSCAPES_LABELS
+                               if label.hasInstances and not label.ignoreInEval))
 #: Where `write_results` puts the masks, inside the results folder.
 MASKS_FOLDER = "masks"
 # The evaluator matches `<city>_<seq>_<frame>*.txt` and splits names at "_".
