@@ -165,10 +165,14 @@ def test_two_local_workers_train_in_step_and_end_with_the_same_weights(tmp_path)
                    "--srcdir", str(tmp_path / "records"), "--outdir", str(outdir),
                    "--logdir", str(tmp_path / "log"), "--height", str(HEIGHT), "--width",
                    str(WIDTH), "--batch_size", "2", "--epochs", "1", "--steps_per_epoch", "2"]
-        processes.append(subprocess.Popen(command, env=environment, stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT, text=True))
-    for process in processes:
-        output, _ = process.communicate(timeout=600)
+        # Output to files: a worker blocked on a full pipe would stall the other's all-reduce.
+        log = open(tmp_path / f"worker_{index}.log", "w")
+        processes.append((subprocess.Popen(command, env=environment, stdout=log,
+                                           stderr=subprocess.STDOUT), log))
+    for index, (process, log) in enumerate(processes):
+        process.wait(timeout=900)
+        log.close()
+        output = (tmp_path / f"worker_{index}.log").read_text()
         assert process.returncode == 0, output[-3000:]
     chief = tf.train.latest_checkpoint(outdir / "checkpoints")
     other = tf.train.latest_checkpoint(outdir / "checkpoints" / "worker_1")
