@@ -1,9 +1,12 @@
 """The input pipeline benchmark: synthetic frames are valid records; run() counts what it reads."""
+import types
+
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from enet_discrim.benchmark import pipeline as pipeline_benchmark
-from enet_discrim.data import decode_example
+from enet_discrim.data import build_dataset, decode_example
 
 
 def test_synthetic_frames_have_one_instance_per_lane(tmp_path):
@@ -18,9 +21,31 @@ def test_synthetic_frames_have_one_instance_per_lane(tmp_path):
         np.testing.assert_array_equal(record["semantic"].numpy(), record["instance"].numpy() > 0)
 
 
-def test_run_reports_images_read(tmp_path):
+def test_run_reports_the_images_read_in_the_timed_interval(monkeypatch):
+    # A clock that reads 10.0 s and then 12.5 s, and a dataset that counts the images it hands
+    # out: the rate must be the images read between the two clock reads over 2.5 s.
+    read = {"images": 0, "at_clock_reads": []}
+
+    def counting_dataset(*args, **kwargs):
+        for images, labels in build_dataset(*args, **kwargs):
+            assert images.shape[1:3] == (32, 64)
+            read["images"] += int(images.shape[0])
+            yield images, labels
+
+    clock_times = iter([10.0, 12.5])
+
+    def perf_counter():
+        read["at_clock_reads"].append(read["images"])
+        return next(clock_times)
+
+    monkeypatch.setattr(pipeline_benchmark, "build_dataset", counting_dataset)
+    monkeypatch.setattr(pipeline_benchmark, "time", types.SimpleNamespace(perf_counter=perf_counter))
     result = pipeline_benchmark.run(height=32, width=64, batch_size=2, num_batches=3,
                                     warmup_batches=1, num_frames=4)
-    assert result["images"] == 6 and result["source"] == "synthetic"
-    assert result["images_per_s"] == result["images"] / result["seconds"]
+    warmup_images, images_at_stop = read["at_clock_reads"]
+    assert warmup_images == 2  # one warm-up batch of 2, read before the clock starts
+    assert result["images"] == images_at_stop - warmup_images == 6
+    assert result["seconds"] == 2.5
+    assert result["images_per_s"] == pytest.approx(6 / 2.5)
+    assert result["source"] == "synthetic"
     assert (result["height"], result["width"], result["batch_size"]) == (32, 64, 2)

@@ -7,11 +7,13 @@ import threading
 import time
 
 import cv2
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from enet_discrim import atomic, batch_inference, frame_pipeline, lanes, visualization
+from enet_discrim import atomic, batch_inference, frame_pipeline, lanes, model_dir, visualization
+from enet_discrim.formats.tusimple import H_SAMPLES
 from enet_discrim.model import ENet
 from enet_discrim.model_dir import InferenceSettings
 from enet_discrim.predictor import Predictor, load_config, read_rgb
@@ -31,42 +33,47 @@ def modeldir(tmp_path_factory):
     return str(outdir)
 
 
-def two_lane_outputs(images):
-    """Network stand-in: lanes in columns 10-13 and 40-43, embeddings 3 apart per lane."""
-    batch = tf.shape(images)[0]
-    logits = np.zeros((1, HEIGHT, WIDTH, 2), np.float32)
-    logits[..., 0] = 5.0
-    embeddings = np.zeros((1, HEIGHT, WIDTH, 4), np.float32)
-    for columns, centre in ((slice(10, 14), 0.0), (slice(40, 44), 3.0)):
-        logits[0, 8:, columns] = [0.0, 5.0]
-        embeddings[0, 8:, columns, 0] = centre
-    return {
-        "semantic_logits": tf.repeat(tf.constant(logits), batch, axis=0),
-        "embeddings": tf.repeat(tf.constant(embeddings), batch, axis=0),
-    }
+class TwoLaneNetwork(keras.Model):
+    """A lane model stand-in: the same two lanes whatever the frame, without building ENet.
+
+    Lanes fill map columns 10-13 and 40-43 from map row 8 down; their embeddings lie 3 apart (twice
+    the bandwidth). `right_lane_logit` sets how sure the network is of the right lane: its lane
+    probability is 1 / (1 + exp(-right_lane_logit)), the left lane's 1 / (1 + exp(-5)).
+    """
+
+    def __init__(self, right_lane_logit=5.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.embedding_dim = 2, 4
+        logits = np.zeros((1, HEIGHT, WIDTH, 2), np.float32)
+        logits[..., 0] = 5.0
+        embeddings = np.zeros((1, HEIGHT, WIDTH, 4), np.float32)
+        for columns, centre, lane_logit in ((slice(10, 14), 0.0, 5.0),
+                                            (slice(40, 44), 3.0, right_lane_logit)):
+            logits[0, 8:, columns] = [0.0, lane_logit]
+            embeddings[0, 8:, columns, 0] = centre
+        self.fixed_logits, self.fixed_embeddings = logits, embeddings
+
+    def call(self, images, training=False):
+        batch = tf.shape(images)[0]
+        return {"semantic_logits": tf.repeat(tf.constant(self.fixed_logits), batch, axis=0),
+                "embeddings": tf.repeat(tf.constant(self.fixed_embeddings), batch, axis=0)}
 
 
-@pytest.fixture
-def crafted_predictor(modeldir):
-    predictor = Predictor(modeldir, min_pixels=10)
-    predictor._network = two_lane_outputs
-    return predictor
-
-
-class TwoLaneNetwork:
-    """Stands in for a lane model: `two_lane_outputs` whatever the frame, without building ENet."""
-
-    num_classes, embedding_dim = 2, 4
-
-    def __call__(self, images, training=False):
-        return two_lane_outputs(images)
+LANE_SETTINGS = InferenceSettings("tusimple", HEIGHT, WIDTH, 2, 4)
 
 
 @pytest.fixture(scope="module")
 def two_lane_predictor():
-    """A lane Predictor on `TwoLaneNetwork` (fast to build: no Keras model is traced)."""
-    return Predictor(TwoLaneNetwork(), min_pixels=10,
-                     settings=InferenceSettings("tusimple", HEIGHT, WIDTH, 2, 4))
+    """A lane Predictor on `TwoLaneNetwork` with InferenceSettings' defaults."""
+    return Predictor(TwoLaneNetwork(), min_pixels=10, settings=LANE_SETTINGS)
+
+
+def folder_with_config(folder, modeldir, config):
+    """A model folder: `modeldir`'s model.keras (a link) and `config` as config.json."""
+    folder.mkdir()
+    os.symlink(os.path.join(modeldir, "model.keras"), folder / "model.keras")
+    (folder / "config.json").write_text(json.dumps(config))
+    return str(folder)
 
 
 def write_frames(directory, sizes=((72, 128),)):
@@ -103,41 +110,45 @@ def test_read_rgb_converts_grey_and_rgba_and_names_bad_files(tmp_path):
         read_rgb(str(tmp_path / "broken.jpg"))
 
 
-def test_crafted_outputs_give_two_instances_and_two_lanes_in_frame_coordinates(crafted_predictor):
+def test_two_lanes_come_out_in_frame_coordinates(two_lane_predictor):
     frame = np.zeros((720, 1280, 3), np.uint8)
-    prediction = crafted_predictor.predict(frame)
+    prediction = two_lane_predictor.predict(frame)
     assert prediction.instances.shape == (HEIGHT, WIDTH)
     assert len(np.unique(prediction.instances[prediction.instances > 0])) == 2
-    assert prediction.instances_at_frame_size().shape == (720, 1280)
+    # Map pixel (r, c) covers frame rows [22.5 r, 22.5 (r + 1)) and columns [20 c, 20 (c + 1)):
+    # each lane is frame rows 180-719 and 80 columns, 200-279 and 800-879.
+    at_frame_size = prediction.instances_at_frame_size()
+    assert at_frame_size.shape == (720, 1280)
+    left_id, right_id = at_frame_size[719, 240], at_frame_size[719, 840]
+    assert left_id > 0 and right_id > 0 and left_id != right_id
+    expected = np.zeros((720, 1280), np.uint16)
+    expected[180:, 200:280], expected[180:, 800:880] = left_id, right_id
+    np.testing.assert_array_equal(at_frame_size, expected)
+    # A lane's x is the mean of the frame columns it covers, 239.5 and 839.5, rounded to an
+    # int (either neighbour); h_samples 160 and 170 lie above frame row 180, where the lanes start.
     assert len(prediction.lanes) == 2
-    # Columns 10-13 and 40-43 of 64 are x ~ 240 and ~ 840 of 1280, in the rows below map row 8.
-    left, right = ([x for x in lane if x != -2] for lane in prediction.lanes)
-    assert all(abs(x - 240) <= 20 for x in left) and all(abs(x - 840) <= 20 for x in right)
-    assert prediction.lanes[0][0] == -2  # row 160 of 720 is above the lanes (map row 8 = 180)
+    for lane, columns in zip(prediction.lanes, (np.arange(200, 280), np.arange(800, 880))):
+        assert len(lane) == len(H_SAMPLES) == 56
+        assert lane[:2] == [-2, -2]
+        assert all(abs(x - columns.mean()) <= 0.5 for x in lane[2:]), lane
     assert set(prediction.timings_ms) == {"network", "clustering", "postprocessing"}
 
 
-def test_pixels_below_the_config_min_confidence_are_not_clustered(modeldir):
+def test_pixels_below_min_confidence_are_not_clustered(modeldir):
     # Training writes the bandwidth from the margins: delta_d.
     config = load_config(modeldir)
     assert config["bandwidth"] == config["delta_d"] == 1.5
-
-    def one_sure_lane(images):
-        outputs = two_lane_outputs(images)
-        logits = outputs["semantic_logits"].numpy()
-        logits[:, 8:, 40:44] = [0.0, 1.0]  # the right lane at probability 0.73
-        return {**outputs, "semantic_logits": tf.constant(logits)}
-
+    # The right lane's probability is 1 / (1 + e^-1) = 0.731, the left lane's 0.993.
+    network = TwoLaneNetwork(right_lane_logit=1.0)
     frame = np.zeros((720, 1280, 3), np.uint8)
-    lanes_found = {}
-    for min_confidence in (0.8, 0.0):
-        predictor = Predictor(modeldir, min_pixels=10, min_confidence=min_confidence)
-        predictor._network = one_sure_lane
-        lanes_found[min_confidence] = predictor.predict(frame).lanes
-    assert len(lanes_found[0.8]) == 1 and max(lanes_found[0.8][0]) < 400  # only the left lane
+    lanes_found = {min_confidence: Predictor(network, min_pixels=10, min_confidence=min_confidence,
+                                             settings=LANE_SETTINGS).predict(frame).lanes
+                   for min_confidence in (0.0, 0.72, 0.74)}
     assert len(lanes_found[0.0]) == 2
+    assert lanes_found[0.72] == lanes_found[0.0]
+    assert lanes_found[0.74] == lanes_found[0.0][:1]  # only the left lane
     with pytest.raises(ValueError, match="min_confidence"):
-        Predictor(modeldir, min_confidence=1.0)
+        Predictor(network, min_confidence=1.0, settings=LANE_SETTINGS)
 
 
 def test_config_lane_top_trim_reaches_the_lane_fit(modeldir, tmp_path):
@@ -146,17 +157,13 @@ def test_config_lane_top_trim_reaches_the_lane_fit(modeldir, tmp_path):
     frame = np.zeros((720, 1280, 3), np.uint8)
     found = {}
     for trim in (0.0, 0.5, -0.5):
-        folder = tmp_path / f"trim{trim}"
-        folder.mkdir()
-        os.symlink(os.path.join(modeldir, "model.keras"), folder / "model.keras")
-        config = {**load_config(modeldir), "lane_top_trim": trim}
-        (folder / "config.json").write_text(json.dumps(config))
+        folder = folder_with_config(tmp_path / f"trim{trim}", modeldir,
+                                    {**load_config(modeldir), "lane_top_trim": trim})
         if trim < 0:
             with pytest.raises(ValueError, match=r"trim-0.5/config.json: lane_top_trim must be a number >= 0"):
-                Predictor(str(folder))
+                Predictor(folder)
             continue
-        predictor = Predictor(str(folder), min_pixels=10)
-        predictor._network = two_lane_outputs
+        predictor = Predictor(TwoLaneNetwork(), min_pixels=10, settings=model_dir.load_settings(folder))
         found[trim] = predictor.predict(frame).lanes
     # The lanes start at map row 8, upper edge 7.5; frame rows 180, 190, 200 lie at map 7.52, 7.97
     # and 8.41 (22.5 frame rows per map row), so trimming 0.5 drops the first two.
@@ -174,37 +181,35 @@ def test_config_lane_model_reaches_the_lane_fit(modeldir, tmp_path, monkeypatch)
     monkeypatch.setattr(lanes, "fit_lanes", lambda *args, **kwargs: used.append(kwargs["lane_model"])
                         or fit_lanes(*args, **kwargs))
     frame = np.zeros((720, 1280, 3), np.uint8)
+    folders = {}
     for name, lane_model in (("absent", None), ("hyperbola", "hyperbola"), ("bad", "cubic")):
-        folder = tmp_path / name
-        folder.mkdir()
-        os.symlink(os.path.join(modeldir, "model.keras"), folder / "model.keras")
         config = {key: value for key, value in load_config(modeldir).items() if key != "lane_model"}
         if lane_model:
             config["lane_model"] = lane_model
-        (folder / "config.json").write_text(json.dumps(config))
+        folders[name] = folder_with_config(tmp_path / name, modeldir, config)
         if lane_model == "cubic":
             with pytest.raises(ValueError, match=r"bad/config.json: lane_model must be one of "
                                                  r"polynomial, hyperbola, got 'cubic'"):
-                Predictor(str(folder))
+                Predictor(folders[name])
             continue
-        predictor = Predictor(str(folder), min_pixels=10)
-        predictor._network = two_lane_outputs
+        predictor = Predictor(TwoLaneNetwork(), min_pixels=10,
+                              settings=model_dir.load_settings(folders[name]))
         assert len(predictor.predict(frame).lanes) == 2
     # The argument (inference.py --lane_model) overrides the config.
-    predictor = Predictor(str(tmp_path / "hyperbola"), min_pixels=10, lane_model="polynomial")
-    predictor._network = two_lane_outputs
+    predictor = Predictor(TwoLaneNetwork(), min_pixels=10, lane_model="polynomial",
+                          settings=model_dir.load_settings(folders["hyperbola"]))
     predictor.predict(frame)
     # A config without the key takes InferenceSettings' default, the hyperbola.
     assert used == ["hyperbola", "hyperbola", "polynomial"]
     with pytest.raises(ValueError, match=r"^lane_model must be one of polynomial, hyperbola, got 'spline'"):
-        Predictor(str(tmp_path / "hyperbola"), lane_model="spline")
+        Predictor(folders["hyperbola"], lane_model="spline")
 
 
-def test_run_writes_pictures_instances_and_tusimple_lines(crafted_predictor, tmp_path):
+def test_run_writes_pictures_instances_and_tusimple_lines(two_lane_predictor, tmp_path):
     paths = write_frames(tmp_path / "in", sizes=((72, 128), (90, 160)))
     (tmp_path / "in" / "notes.txt").write_text("not an image")
     jobs = batch_inference.list_jobs(str(tmp_path / "in"))
-    summary = batch_inference.run(crafted_predictor, jobs, str(tmp_path / "out"), plots=True)
+    summary = batch_inference.run(two_lane_predictor, jobs, str(tmp_path / "out"), plots=True)
     assert summary["processed"] == 2
     assert len(summary["skipped"]) == 1 and "notes.txt: not a readable image" in summary["skipped"][0]
     for path, (height, width) in zip(paths, ((72, 128), (90, 160))):
@@ -229,7 +234,7 @@ def test_the_network_is_traced_before_the_first_frame(modeldir):
     assert predictor._network.experimental_get_tracing_count() == 1
 
 
-def test_tusimple_tasks_are_predicted_in_order_at_their_own_rows(crafted_predictor, tmp_path):
+def test_tusimple_tasks_are_predicted_in_order_at_their_own_rows(two_lane_predictor, tmp_path):
     root = tmp_path / "root"
     for clip in ("b", "a"):
         write_frames(root / "clips" / clip, sizes=((720, 1280),))
@@ -240,7 +245,7 @@ def test_tusimple_tasks_are_predicted_in_order_at_their_own_rows(crafted_predict
                   for clip, h in zip(("b", "a"), rows)) + "\n"
     )
     jobs = batch_inference.list_jobs(str(root), str(tasks))
-    summary = batch_inference.run(crafted_predictor, jobs, str(tmp_path / "out"))
+    summary = batch_inference.run(two_lane_predictor, jobs, str(tmp_path / "out"))
     lines = [json.loads(line) for line in open(summary["predictions"])]
     assert [line["raw_file"] for line in lines] == ["clips/b/frame0.jpg", "clips/a/frame0.jpg"]
     assert [len(line["lanes"][0]) for line in lines] == [len(rows[0]), len(rows[1])]
@@ -286,20 +291,20 @@ def test_output_names_stay_readable_and_unique():
     assert len(set(batch_inference.output_names(paths))) == len(paths)
 
 
-def test_frames_sharing_a_stem_keep_their_own_outputs(crafted_predictor, tmp_path):
+def test_frames_sharing_a_stem_keep_their_own_outputs(two_lane_predictor, tmp_path):
     # Issue 15 item 9: 1.jpg and 1.png both wrote 1_*.png.
     indir = tmp_path / "in"
     indir.mkdir()
     cv2.imwrite(str(indir / "1.jpg"), np.zeros((72, 128, 3), np.uint8))
     cv2.imwrite(str(indir / "1.png"), np.zeros((90, 160, 3), np.uint8))
-    summary = batch_inference.run(crafted_predictor, batch_inference.list_jobs(str(indir)),
+    summary = batch_inference.run(two_lane_predictor, batch_inference.list_jobs(str(indir)),
                                   str(tmp_path / "out"))
     assert summary["processed"] == 2
     assert cv2.imread(str(tmp_path / "out" / "1_jpg_overlay.png")).shape == (72, 128, 3)
     assert cv2.imread(str(tmp_path / "out" / "1_png_overlay.png")).shape == (90, 160, 3)
 
 
-def test_tasks_whose_names_clash_keep_their_own_outputs(crafted_predictor, tmp_path):
+def test_tasks_whose_names_clash_keep_their_own_outputs(two_lane_predictor, tmp_path):
     # Issue 15 item 9: raw_files clips/a.jpg and clips_a.jpg both wrote clips_a_*.png.
     root = tmp_path / "root"
     (root / "clips").mkdir(parents=True)
@@ -309,14 +314,14 @@ def test_tasks_whose_names_clash_keep_their_own_outputs(crafted_predictor, tmp_p
     tasks.write_text("".join(json.dumps({"raw_file": raw_file, "h_samples": [40, 50]}) + "\n"
                              for raw_file in ("clips/a.jpg", "clips_a.jpg")))
     jobs = batch_inference.list_jobs(str(root), str(tasks))
-    batch_inference.run(crafted_predictor, jobs, str(tmp_path / "out"))
+    batch_inference.run(two_lane_predictor, jobs, str(tmp_path / "out"))
     assert cv2.imread(str(tmp_path / "out" / "clips_a_jpg_overlay.png")).shape == (72, 128, 3)
     assert cv2.imread(str(tmp_path / "out" / "clips_a_jpg_2_overlay.png")).shape == (90, 160, 3)
     # Jobs built by hand must not share a name either.
     clash = [jobs[0], dataclasses.replace(jobs[1], name=jobs[0].name)]
     with pytest.raises(ValueError,
                        match="several frames would write the outputs named 'clips_a_jpg'"):
-        batch_inference.run(crafted_predictor, clash, str(tmp_path / "out2"))
+        batch_inference.run(two_lane_predictor, clash, str(tmp_path / "out2"))
 
 
 def _tasks(tmp_path, *records):
@@ -417,10 +422,11 @@ def test_pipelined_run_matches_the_sequential_one(two_lane_predictor, tmp_path):
     assert sequential == pipelined
     lines = sequential[batch_inference.PREDICTIONS_FILE]
     assert [line["raw_file"] for line in lines] == [f"frame{i}.jpg" for i in (0, 1, 2, 4, 5)]
-    # The lanes lie at map columns 10-13 and 40-43 of 64: x = 12 / 64 and 42 / 64 of the width.
+    # The lanes lie at map columns 10-13 and 40-43 of 64, centred on 12 / 64 and 42 / 64 of the
+    # width; frame pixel x covers [x, x + 1), so the centre c is pixel c - 0.5, rounded to an int.
     for line, width in zip(lines, (320, 480, 640, 800, 400)):
-        assert [max(lane) for lane in line["lanes"]] == pytest.approx([12 / 64 * width, 42 / 64 * width],
-                                                                      abs=2)
+        expected = [12 / 64 * width - 0.5, 42 / 64 * width - 0.5]
+        assert [max(lane) for lane in line["lanes"]] == pytest.approx(expected, abs=0.5)
     assert len(sequential) == 1 + 5 * 3  # predictions.json, overlay, instances, embedding
 
 
