@@ -111,29 +111,24 @@ def write_tiny_cityscapes_records(directory, frames=(4, 2)):
     return directory
 
 
-def test_cityscapes_trains_per_class_and_writes_its_inference_settings(tmp_path):
+def test_cityscapes_trains_per_class_in_mixed_precision_and_writes_its_inference_settings(tmp_path):
+    """Cityscapes records (19 classes, per-class loss) with --mixed_precision: one run covers both
+    paths (each costs a whole tiny training)."""
     write_tiny_cityscapes_records(tmp_path / "records")
+    before = keras.mixed_precision.global_policy().name
     config = tiny_config(tmp_path, dataset="cityscapes", embedding_dim=8, epochs=1,
-                         steps_per_epoch=1)
+                         steps_per_epoch=1, mixed_precision=True)
     result = train(config)
     assert np.isfinite(result["best_val_loss"])
+    assert keras.mixed_precision.global_policy().name == before
     settings = model_dir.load_settings(config.outdir)
     assert settings.dataset == "cityscapes" and settings.num_classes == 19
     assert list(settings.thing_train_ids) == list(range(11, 19)) and settings.embedding_dim == 8
     assert settings.class_names[13] == "car" and settings.lane_top_trim == 0.0
     model = keras.models.load_model(os.path.join(config.outdir, "model.keras"), safe_mode=True)
+    assert {weight.dtype for weight in model.weights} == {"float32"}
     outputs = model(np.zeros((1, HEIGHT, WIDTH, 3), np.float32))
     assert outputs["semantic_logits"].shape[-1] == 19 and outputs["embeddings"].shape[-1] == 8
-
-
-def test_mixed_precision_trains_and_leaves_the_global_policy_alone(tmp_path):
-    write_tiny_records(tmp_path / "records")
-    before = keras.mixed_precision.global_policy().name
-    result = train(tiny_config(tmp_path, mixed_precision=True, epochs=1, steps_per_epoch=1))
-    assert np.isfinite(result["best_val_loss"])
-    assert keras.mixed_precision.global_policy().name == before
-    model = keras.models.load_model(os.path.join(tmp_path, "out", "model.keras"), safe_mode=True)
-    assert {weight.dtype for weight in model.weights} == {"float32"}
 
 
 def _free_ports(count):
