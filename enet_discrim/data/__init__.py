@@ -7,8 +7,8 @@
 - `label_stats`: statistics of TuSimple label files (`python -m enet_discrim.data.label_stats`);
 - `synthetic`: generators of synthetic TuSimple and Cityscapes data in their native layouts.
 
-The names below are imported on first use (PEP 562), so that the tools that need no TensorFlow
-(the label statistics, the synthetic generators) start without loading it.
+The names below are imported on first use (PEP 562), so that importing one submodule does not
+build the tf.data pipeline's module as well.
 """
 import importlib
 

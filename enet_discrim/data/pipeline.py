@@ -118,12 +118,17 @@ def _error_reason(message):
     return " ".join(message.split())
 
 
+def _resize_labels(semantic, instance, size):
+    """Both label maps [h, w] resized to `size` with nearest neighbour (dtypes kept)."""
+    semantic = tf.image.resize(semantic[..., None], size, method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)
+    instance = tf.image.resize(instance[..., None], size, method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)
+    return semantic[..., 0], instance[..., 0]
+
+
 def _resize_all(image, semantic, instance, size):
     """Resizes the image bilinearly and both label maps with nearest neighbour to `size`."""
     image = tf.image.resize(image, size, method=tf.image.ResizeMethod.BILINEAR)
-    semantic = tf.image.resize(semantic[..., None], size, method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)
-    instance = tf.image.resize(instance[..., None], size, method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)
-    return image, semantic[..., 0], instance[..., 0]
+    return (image,) + _resize_labels(semantic, instance, size)
 
 
 def _resize_stored(image, semantic, instance, height, width):
@@ -133,10 +138,8 @@ def _resize_stored(image, semantic, instance, height, width):
     image = tf.numpy_function(lambda pixels: images.resize_image(pixels, height, width), [image],
                               tf.uint8, stateful=False)
     image.set_shape([height, width, 3])
-    size = [height, width]
-    semantic = tf.image.resize(semantic[..., None], size, method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)
-    instance = tf.image.resize(instance[..., None], size, method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)
-    return image, tf.cast(semantic[..., 0], tf.uint8), instance[..., 0]
+    semantic, instance = _resize_labels(semantic, instance, [height, width])
+    return image, tf.cast(semantic, tf.uint8), instance
 
 
 def _jitter_colours(image, brightness_delta, contrast_range, saturation_range):

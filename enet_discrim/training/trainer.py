@@ -35,7 +35,8 @@ MODEL_FILE = model_dir.MODEL_FILE
 INFERENCE_CONFIG_FILE = model_dir.CONFIG_FILE
 RUN_CONFIG_FILE = "train_config.json"
 CHECKPOINT_DIR = "checkpoints"
-#: The temporary file `model_dir.save` writes and then renames to model.keras.
+#: The temporary model of `model_dir.save` before it tagged its temporaries with the process id
+#: (`atomic.replacing`); still removed when found.
 MODEL_TEMP_FILE = "model.tmp.keras"
 #: tf.train.Checkpoint writes ckpt-N_temp/ and then merges it into ckpt-N.index / .data-*.
 CHECKPOINT_TEMP_SUFFIX = "_temp"
@@ -413,18 +414,21 @@ def _remove_created(paths):
 
 
 def _remove_leftovers(outdir):
-    """Removes what saves killed half-way leave in `outdir`: `model_dir.save`'s temporary model,
-    the atomic writer's temporary files and the checkpoints' temporary folders."""
-    files = [MODEL_TEMP_FILE] + [name for name in os.listdir(outdir) if name.startswith(atomic.TEMP_PREFIX)]
-    files = [os.path.join(outdir, name) for name in files if os.path.isfile(os.path.join(outdir, name))]
+    """Removes what saves killed half-way leave in `outdir`: the atomic writer's temporaries of
+    processes that are gone (`model_dir.save`'s included), an older version's temporary model and
+    the checkpoints' temporary folders."""
+    files = []
+    old_model = os.path.join(outdir, MODEL_TEMP_FILE)
+    if os.path.isfile(old_model):
+        os.remove(old_model)
+        files.append(old_model)
+    files += atomic.remove_leftovers(outdir, atomic.TEMP_PREFIX)
     checkpoint_dir = os.path.join(outdir, CHECKPOINT_DIR)
     folders = [
         os.path.join(checkpoint_dir, name)
         for name in (os.listdir(checkpoint_dir) if os.path.isdir(checkpoint_dir) else [])
         if name.endswith(CHECKPOINT_TEMP_SUFFIX) and os.path.isdir(os.path.join(checkpoint_dir, name))
     ]
-    for path in files:
-        os.remove(path)
     for path in folders:
         shutil.rmtree(path)
     for path in files + folders:
