@@ -12,14 +12,14 @@ import os
 import time
 
 import numpy as np
-import tensorflow as tf
+import scipy.special
 from absl import logging
 
 from enet_discrim import clustering, lanes, model_dir
 from enet_discrim.formats import images
 from enet_discrim.formats.images import read_image as read_rgb  # noqa: F401  (public name kept)
 from enet_discrim.formats.tusimple import H_SAMPLES
-from enet_discrim.model import inference_function
+from enet_discrim.model import frame_function
 from enet_discrim.model_dir import CONFIG_FILE, MODEL_FILE  # noqa: F401  (public names kept)
 
 # Smallest instance kept, in pixels of a 256 x 512 network input; scaled with the input area.
@@ -86,7 +86,7 @@ class Predictor:
         settings: `model_dir.InferenceSettings`, for a model given as an object.
         threads: TFLite interpreter threads for a `model.tflite` folder (None: TFLite's choice);
             the Keras model runs on TensorFlow's own thread pools.
-        jit_compile: compile the Keras model with XLA (`enet_discrim.model.inference_function`):
+        jit_compile: compile the Keras model with XLA (`enet_discrim.model.frame_function`):
             about half the network's time per frame on a CPU, after 3-12 s of compiling here.
 
     Example:
@@ -142,12 +142,17 @@ class Predictor:
         if jit_compile and is_tflite:
             logging.warning("jit_compile applies to a Keras model only; ignored for model.tflite")
         if is_tflite:
-            self._network = self.model  # called like the Keras model, returns NumPy arrays
+            self._frame = self._tflite_frame
         else:
-            self._network = inference_function(self.model, self.height, self.width, jit_compile=jit_compile)
+            self._frame = frame_function(self.model, self.height, self.width, jit_compile=jit_compile)
         # Trace (or warm up the interpreter) now: the first frame's run_time must not carry the
         # one-time graph building (TuSimple scores a frame slower than 200 ms as a miss).
-        self._network(tf.zeros([1, self.height, self.width, 3]))
+        self._frame(np.zeros([1, self.height, self.width, 3], np.float32))
+
+    def _tflite_frame(self, images):
+        """`model.serving.frame_function`'s outputs from the TFLite network (NumPy arrays)."""
+        outputs = self.model(images)
+        return scipy.special.softmax(outputs["semantic_logits"], axis=-1), outputs["embeddings"]
 
     @property
     def config(self):
@@ -159,9 +164,8 @@ class Predictor:
         frame_height, frame_width = image_rgb.shape[:2]
         start = time.perf_counter()
         resized = network_input(image_rgb, self.height, self.width)
-        outputs = self._network(tf.constant(resized[None].astype(np.float32)))
-        probabilities = tf.nn.softmax(outputs["semantic_logits"][0]).numpy()
-        embeddings = np.asarray(outputs["embeddings"][0])
+        probabilities, embeddings = self._frame(resized[None].astype(np.float32))
+        probabilities, embeddings = np.asarray(probabilities)[0], np.asarray(embeddings)[0]
         network_done = time.perf_counter()
 
         # Each thing class on its own (TuSimple has one: lanes).

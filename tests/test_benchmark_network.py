@@ -4,11 +4,13 @@ predictor running it), the benchmark's table and flags."""
 
 import itertools
 
+import cv2
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from enet_discrim import model_dir
 from enet_discrim.benchmark import __main__ as benchmark_main
 from enet_discrim.benchmark import network, timing
 from enet_discrim.model import ENet
@@ -169,7 +171,8 @@ def test_table_shows_fractions_and_both_loops():
         "clustering": {"ours_ms": 1.5, "full_meanshift_ms": 50.0, "speedup": 33.0, "ari": 1.0},
         "inference_256x512": {"size": "256x512", "jit_compile": True, "frames": 10, "end_to_end_ms": 70.0,
                               "clustering_and_fitting_share": 0.07,
-                              "frames_per_s": {"sequential": 12.5, "pipelined": 19.25}},
+                              "frames_per_s": {"sequential": 12.5, "pipelined": 19.25},
+                              "marginal_ms": 24.0, "plain_forward_ms": 20.0, "marginal_to_forward": 1.2},
         "tflite": {"int8": {"ms": 34.56, "frames_per_s": 28.9, "megabytes": 0.9, "export_s": 20.0}},
         "peak_memory_mb": 5000.0,
     }
@@ -181,4 +184,23 @@ def test_table_shows_fractions_and_both_loops():
     assert "batch norm folded" not in table  # only the variants measured
     assert "| Frames per second over 10 frames, 256x512 | 12.5 sequential, 19.2 pipelined |" in table
     assert "| End to end per frame, 256x512 (256x512, XLA) | 70.0 ms (clustering + fitting 7.0 %) |" in table
+    assert ("| Folder inference, 256x512: wall time per extra frame vs a plain tf.function forward pass at "
+            "batch 1 | 24.0 ms vs 20.0 ms (1.20x) |") in table
     assert "| TFLite network, batch 1, 256x512, int8 | 34.6 ms (28.9 fps), 0.9 MB |" in table
+
+
+def test_inference_speed_relates_the_folder_loop_to_the_plain_forward_pass(enet, tmp_path):
+    settings = InferenceSettings("cityscapes", HEIGHT, WIDTH, num_classes=3, embedding_dim=4,
+                                 thing_train_ids=(1, 2))
+    model_dir.save(str(tmp_path / "model"), enet, settings)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(8):
+        cv2.imwrite(str(frames / f"city_000000_{index:06d}_leftImg8bit.png"),
+                    rng.integers(0, 256, (48, 96, 3), dtype=np.uint8))
+    result = benchmark_main.inference_speed(str(tmp_path / "model"), str(frames), str(tmp_path / "out"),
+                                            jit_compile=False)
+    assert result["frames"] == 8 and not result["jit_compile"]
+    assert result["plain_forward_ms"] > 0 and result["marginal_ms"] > 0
+    assert result["marginal_to_forward"] == pytest.approx(result["marginal_ms"] / result["plain_forward_ms"])

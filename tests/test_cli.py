@@ -194,3 +194,17 @@ def test_infer_runs_inference(tmp_path):
     assert done.returncode == support.EXIT_BAD_INPUT
     assert done.stderr.strip().splitlines() == [
         f"error: Model folder '{tmp_path / 'none'}' does not exist (it needs model.keras and config.json)"]
+
+
+def test_infer_compiles_with_xla_for_long_runs_unless_told(tmp_path):
+    from enet_discrim.cli.infer import AUTO_JIT_MIN_FRAMES, use_xla
+
+    keras_folder, tflite_folder = tmp_path / "keras", tmp_path / "tflite"
+    keras_folder.mkdir()
+    tflite_folder.mkdir()
+    (tflite_folder / "model.tflite").write_bytes(b"")
+    assert not use_xla(None, AUTO_JIT_MIN_FRAMES - 1, str(keras_folder))
+    assert use_xla(None, AUTO_JIT_MIN_FRAMES, str(keras_folder))
+    assert use_xla(None, None, str(keras_folder))  # a clip of unknown length
+    assert not use_xla(None, None, str(tflite_folder))  # XLA does not apply to a TFLite network
+    assert use_xla(True, 1, str(keras_folder)) and not use_xla(False, 10**6, str(keras_folder))

@@ -19,11 +19,14 @@ The table (or, with `--json`, one JSON object with these keys):
   scikit-learn MeanShift on all foreground pixels;
 - "inference_256x512" and, with a model folder, "inference_shipped_model": {"size",
   "jit_compile", "frames", "ms_per_stage", "end_to_end_ms", "clustering_and_fitting_share",
-  "frames_per_s"}: a folder of frames (20 synthetic 1280 x 720 ones, or `--indir`) through
+  "frames_per_s", "marginal_ms", "plain_forward_ms", "marginal_to_forward"}: a folder of frames
+  (40 synthetic 1280 x 720 ones, or `--indir`) through
   `batch_inference.run` with the network compiled with XLA (`Predictor(jit_compile=True)`); ms
   per frame and stage (decode, network, clustering, lane fitting, writing) and their sum; frames
   per wall-clock second of the sequential loop and of the pipelined one ({"sequential",
-  "pipelined"});
+  "pipelined"}); the pipelined loop's wall time per frame beyond the first quarter of the frames
+  against a plain `tf.function` forward pass of the same model at batch 1, timed in the same run
+  (not with fewer than 8 frames);
 - "tflite": {"float32", "float16", "int8"}, each {"ms", "frames_per_s", "megabytes", "export_s"}:
   the 256 x 512 network exported to TFLite (`python -m enet_discrim.export --format tflite
   --quantize none|float16|int8`) and run as the predictor runs it, batch 1;
@@ -89,16 +92,22 @@ def _random_model_dir(directory):
 
 
 def inference_speed(modeldir, frames_dir, outdir, jit_compile=True):
-    """End-to-end ms per frame through `batch_inference.run`, each stage's share, and frames per
-    second of the sequential and the pipelined loop over the same frames; the network compiled
-    with XLA unless `jit_compile` is False."""
+    """End-to-end ms per frame through `batch_inference.run`, each stage's share, frames per
+    second of the sequential and the pipelined loop over the same frames, and the pipelined loop's
+    marginal wall time per frame against a plain `tf.function` forward pass of the same model at
+    batch 1 (issue 17's measure); the network compiled with XLA unless `jit_compile` is False."""
     predictor = Predictor(modeldir, jit_compile=jit_compile)
     jobs = batch_inference.list_jobs(frames_dir)
-    batch_inference.run(predictor, jobs[:1], outdir)  # warms up the network, clustering and writers
-    sequential = batch_inference.run(predictor, jobs, outdir, pipelined=False)
-    pipelined = batch_inference.run(predictor, jobs, outdir, pipelined=True)
+
+    def run(frames, pipelined=True):
+        return batch_inference.run(predictor, frames, outdir, output_format=predictor.settings.dataset,
+                                   pipelined=pipelined)
+
+    run(jobs[:1])  # warms up the network, clustering and writers
+    sequential = run(jobs, pipelined=False)
+    pipelined = run(jobs)
     timings = sequential["timings_ms"]  # each stage alone, with no other stage running beside it
-    return {
+    result = {
         "size": f"{predictor.height}x{predictor.width}",
         "jit_compile": jit_compile,
         "frames": sequential["processed"],
@@ -108,13 +117,23 @@ def inference_speed(modeldir, frames_dir, outdir, jit_compile=True):
         "frames_per_s": {"sequential": sequential["frames_per_second"],
                          "pipelined": pipelined["frames_per_second"]},
     }
+    # Marginal: the wall time of the last frames, the loop's start-up (threads, first writes) left
+    # out by timing a run of the first quarter too.
+    head = len(jobs) // 4
+    if head >= 2 and pipelined["processed"] == len(jobs):
+        head_wall = run(jobs[:head])["wall_s"]
+        forward = network.plain_forward_ms(predictor.model, predictor.height, predictor.width)
+        marginal = 1000 * (pipelined["wall_s"] - head_wall) / (len(jobs) - head)
+        result.update(marginal_ms=marginal, plain_forward_ms=forward, marginal_to_forward=marginal / forward)
+    return result
 
 
-def _write_frames(directory, count=20):
+def _write_frames(directory, count=40):
     os.makedirs(directory, exist_ok=True)
     for i in range(count):
         image, _, _ = synthetic_tusimple.render_frame(np.random.default_rng([SEED, i]))
-        cv2.imwrite(os.path.join(directory, f"{i:02d}.jpg"), image)
+        # Named like Cityscapes frames, so that a Cityscapes model can write its results too.
+        cv2.imwrite(os.path.join(directory, f"bench_000000_{i:06d}_leftImg8bit.jpg"), image)
     return directory
 
 
@@ -123,7 +142,7 @@ def run_all(modeldir=None, frames_dir=None):
 
     Args:
         modeldir: a model folder to time end to end as well, or None.
-        frames_dir: frames for the end-to-end timings; default: 20 synthetic 1280 x 720 frames.
+        frames_dir: frames for the end-to-end timings; default: 40 synthetic 1280 x 720 frames.
     """
     results = {
         "machine": {
@@ -205,6 +224,11 @@ def format_table(results):
             fps = inference["frames_per_s"]
             rows.append((f"Frames per second over {inference['frames']} frames, {label}",
                          f"{fps['sequential']:.1f} sequential, {fps['pipelined']:.1f} pipelined"))
+            if "marginal_ms" in inference:
+                rows.append((f"Folder inference, {label}: wall time per extra frame vs a plain "
+                             "tf.function forward pass at batch 1",
+                             f"{inference['marginal_ms']:.1f} ms vs {inference['plain_forward_ms']:.1f} ms "
+                             f"({inference['marginal_to_forward']:.2f}x)"))
     for precision, figures in results.get("tflite", {}).items():
         rows.append((f"TFLite network, batch 1, 256x512, {precision}",
                      f"{figures['ms']:.1f} ms ({figures['frames_per_s']:.1f} fps), {figures['megabytes']:.1f} MB"))
@@ -221,7 +245,7 @@ def main(argv=None):
     parser.add_argument("--modeldir",
                         help=f"also time this model end to end (default: {DEFAULT_MODELDIR}, when it is there)")
     parser.add_argument("--indir", help="time end to end on the frames of this folder (searched recursively; "
-                                        "default: 20 synthetic 1280 x 720 frames)")
+                                        "default: 40 synthetic 1280 x 720 frames)")
     args = parser.parse_args(argv)
     try:
         if args.modeldir is not None:

@@ -22,7 +22,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from enet_discrim.benchmark.timing import interleaved_seconds
+from enet_discrim.benchmark.timing import interleaved_seconds, median_seconds
 from enet_discrim.model import ENet
 from enet_discrim.model.serving import inference_function
 
@@ -119,3 +119,10 @@ def run(height=256, width=512, batch_size=1, rounds=10, variants=tuple(VARIANTS)
                         "best_matmul_fraction": throughput(flops, best[name], matmul_flops, best["matmul"])[1],
                         "first_call_s": first_call_s[name]}
     return result
+
+
+def plain_forward_ms(model, height, width, rounds=30):
+    """Median milliseconds of the `plain` forward pass (`tf.function(model)`, no XLA) of one
+    frame: the yardstick of issue 17's folder-inference target."""
+    calls, _ = _network_variants(model, height, width, 1, ("plain",))
+    return 1000 * median_seconds(calls["plain"], rounds)

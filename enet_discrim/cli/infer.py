@@ -18,6 +18,10 @@ from absl import flags
 from enet_discrim.cli import support
 from enet_discrim.lanes import LANE_MODELS
 
+#: Frames from which a run compiles the network with XLA unless told (`--jit_compile`): the compile
+#: takes about a second on the shipped model and saves several milliseconds a frame.
+AUTO_JIT_MIN_FRAMES = 100
+
 flags.DEFINE_string("modeldir", "trained_model",
                     "Folder with config.json and model.keras, or model.tflite (run when present).")
 flags.DEFINE_string("indir", "inference_test/images",
@@ -42,9 +46,10 @@ flags.DEFINE_list("save", ["overlay", "instances"],
                   "Pictures to write, comma-separated: overlay (for --video, the overlay clip), instances "
                   "(uint16 instance maps; for --video one CLIP_<frame>_instances.png per frame); empty: none. "
                   "Default for --video: overlay only.")
-flags.DEFINE_bool("jit_compile", False,
-                  "Compile the network with XLA: about half the network time per frame after 3-12 s of "
-                  "compiling; pays from a few hundred frames (Keras models only).")
+flags.DEFINE_bool("jit_compile", None,
+                  "Compile the network with XLA (Keras models only): about half the network time per frame "
+                  "after a few seconds of compiling. Default: on for a clip or a run of at least "
+                  f"{AUTO_JIT_MIN_FRAMES} frames; --nojit_compile turns it off.")
 flags.DEFINE_bool("pipelined", True,
                   "Decode frames ahead of the network and write them behind it in other threads; "
                   "--nopipelined runs the stages one after the other.")
@@ -52,11 +57,24 @@ flags.DEFINE_bool("pipelined", True,
 FLAGS = flags.FLAGS
 
 
+def use_xla(jit_compile, frame_count, modeldir):
+    """Whether to compile the network: as asked, or (`jit_compile` None) for a Keras model folder
+    when the run has at least `AUTO_JIT_MIN_FRAMES` frames (`frame_count` None: a clip of
+    unknown length)."""
+    from enet_discrim import model_dir
+
+    if jit_compile is not None:
+        return jit_compile
+    if model_dir.holds_tflite(modeldir):
+        return False
+    return frame_count is None or frame_count >= AUTO_JIT_MIN_FRAMES
+
+
 def main(argv):
     """absl main: runs inference with the parsed flags; returns the exit status (`support` codes)."""
     if len(argv) > 1:
         return support.report_error(f"unexpected arguments {' '.join(argv[1:])!r}: every setting is a --flag")
-    from enet_discrim import atomic, batch_inference, video
+    from enet_discrim import atomic, batch_inference, model_dir, video
     from enet_discrim.predictor import Predictor
 
     try:
@@ -64,19 +82,24 @@ def main(argv):
         # A clip's instance maps are one PNG per frame: written for --video only when asked for.
         chosen = FLAGS.save if FLAGS["save"].present or FLAGS.video is None else ["overlay"]
         save = batch_inference.check_save(chosen)
+        model_dir.check_folder(FLAGS.modeldir)  # before the frames: a wrong folder is the likelier slip
         if FLAGS.video is not None:
             given = [name for name in ("indir", "tusimple_tasks", "format") if FLAGS[name].present]
             if given:
                 raise ValueError(f"--video runs on a clip: --{given[0]} does not apply to it")
-            video.open_clip(FLAGS.video)[0].release()  # a clip that cannot be read fails first
+            capture, clip = video.open_clip(FLAGS.video)  # a clip that cannot be read fails first
+            capture.release()
+            frame_count = clip.frame_count or None
+        else:
+            jobs = batch_inference.list_jobs(FLAGS.indir, FLAGS.tusimple_tasks, exclude=[FLAGS.outdir])
+            frame_count = len(jobs)
         predictor = Predictor(FLAGS.modeldir, bandwidth=FLAGS.bandwidth, min_confidence=FLAGS.min_confidence,
                               lane_model=FLAGS.lane_model, threads=FLAGS.threads,
-                              jit_compile=FLAGS.jit_compile)
+                              jit_compile=use_xla(FLAGS.jit_compile, frame_count, FLAGS.modeldir))
         if FLAGS.video is not None:
             summary = batch_inference.run_video(predictor, FLAGS.video, FLAGS.outdir, save=save,
                                                 plots=FLAGS.plots, pipelined=FLAGS.pipelined)
         else:
-            jobs = batch_inference.list_jobs(FLAGS.indir, FLAGS.tusimple_tasks, exclude=[FLAGS.outdir])
             summary = batch_inference.run(
                 predictor,
                 jobs,

@@ -47,3 +47,30 @@ def inference_function(model, height=None, width=None, jit_compile=True, fold=Fa
         input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)],
         jit_compile=jit_compile,
     )
+
+
+def frame_function(model, height, width, jit_compile=True):
+    """One frame through the network, for serving: float32 [1, height, width, 3] ->
+    (class probabilities [1, height, width, C], embeddings [1, height, width, D]), float32.
+
+    The softmax runs inside the compiled function, and the function is returned concrete (traced
+    once, now): a `tf.function`'s call dispatch (matching the arguments against its signature)
+    and eager ops after it cost milliseconds a frame, a large share of a small model's compiled
+    forward pass (docs/EXPERIMENTS.md, issue 17).
+
+    Args:
+        model: a built `enet_discrim.model.ENet`.
+        height, width: the input size.
+        jit_compile: bool, default True. Compile with XLA (on the first call).
+
+    Returns:
+        A `ConcreteFunction` taking a float32 [1, height, width, 3] tensor or array.
+    """
+
+    def frame(images):
+        outputs = model(images, training=False)
+        return (tf.nn.softmax(tf.cast(outputs["semantic_logits"], tf.float32)),
+                tf.cast(outputs["embeddings"], tf.float32))
+
+    return tf.function(frame, jit_compile=jit_compile).get_concrete_function(
+        tf.TensorSpec([1, height, width, 3], tf.float32))
