@@ -147,17 +147,33 @@ def _unpooling_with_signed_one_hot(layer, inputs, original, **kwargs):
     return tf.nn.depth_to_space(spread, 2)
 
 
-@contextlib.contextmanager
-def _int8_friendly_tracing():
-    """While active, the initial block, PReLU and max-unpooling layers trace as the same functions
-    in ops that quantise well and correctly and that XNNPACK runs in int8
-    (`_initial_block_with_split_batch_norm`, `_prelu_in_xnnpack_int8_ops`,
-    `_unpooling_with_signed_one_hot`). The float exports keep the layers' own ops."""
-    from enet_discrim.model import InitialBlock, MaxUnpooling2D
+def _pooling_with_argmax_on_the_last_axis(layer, inputs, original, **kwargs):
+    """`MaxPoolingWithArgmax2D` as the same function with the window on the last axis for the
+    argmax: TFLite's ARG_MAX (not an XNNPACK op) is several times slower along an inner axis than
+    along the last one. Ties still go to the first position, as in `tf.argmax`.
+    """
+    del layer, original, kwargs
+    from enet_discrim.model.layers import _windows
 
-    replaced = {InitialBlock: _initial_block_with_split_batch_norm,
-                keras.layers.PReLU: _prelu_in_xnnpack_int8_ops,
-                MaxUnpooling2D: _unpooling_with_signed_one_hot}
+    pooled = tf.nn.max_pool2d(inputs, ksize=2, strides=2, padding="VALID")
+    windows_last = tf.transpose(_windows(inputs), [0, 1, 2, 4, 3])
+    return pooled, tf.argmax(windows_last, axis=4, output_type=tf.int32)
+
+
+@contextlib.contextmanager
+def _tflite_friendly_tracing(int8):
+    """While active, ENet's layers trace as the same functions in ops that run fast in TFLite:
+    the max-pooling with its argmax along the last axis (`_pooling_with_argmax_on_the_last_axis`,
+    every export), and for `int8` the initial block, PReLU and max-unpooling in ops that quantise
+    well and correctly and that XNNPACK runs in int8 (`_initial_block_with_split_batch_norm`,
+    `_prelu_in_xnnpack_int8_ops`, `_unpooling_with_signed_one_hot`)."""
+    from enet_discrim.model import InitialBlock, MaxPoolingWithArgmax2D, MaxUnpooling2D
+
+    replaced = {MaxPoolingWithArgmax2D: _pooling_with_argmax_on_the_last_axis}
+    if int8:
+        replaced.update({InitialBlock: _initial_block_with_split_batch_norm,
+                         keras.layers.PReLU: _prelu_in_xnnpack_int8_ops,
+                         MaxUnpooling2D: _unpooling_with_signed_one_hot})
     originals = {layer_class: layer_class.call for layer_class in replaced}
     for layer_class, replacement in replaced.items():
         layer_class.call = functools.partialmethod(replacement, original=originals[layer_class])
@@ -184,8 +200,7 @@ def convert_to_tflite(model, settings, quantize="none", calibration_frames=CALIB
 
     function = tf.function(network, input_signature=[tf.TensorSpec([1, height, width, 3], tf.uint8,
                                                                    name="images")])
-    tracing = _int8_friendly_tracing() if quantize == "int8" else contextlib.nullcontext()
-    with tracing:
+    with _tflite_friendly_tracing(int8=quantize == "int8"):
         concrete = function.get_concrete_function()
     # Without the trackable object the converter freezes the weights into constants; with it (or
     # through a SavedModel) TF 2.21 keeps them as variables that the interpreter leaves NaN.

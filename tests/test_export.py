@@ -169,9 +169,9 @@ def test_int8_friendly_tracing_computes_the_same_function(trained, tiny_model):
     slopes = [weight.numpy() for weight in tiny_model.weights if weight.path.endswith("alpha")]
     # both forms of the PReLU rewrite are taken: slopes up to 1, and above
     assert any(alpha.max() > 1 for alpha in slopes) and any(alpha.max() <= 1 for alpha in slopes)
-    replaced = (keras.layers.PReLU, InitialBlock, MaxUnpooling2D)
+    replaced = (keras.layers.PReLU, InitialBlock, MaxPoolingWithArgmax2D, MaxUnpooling2D)
     originals = [layer_class.call for layer_class in replaced]
-    with export._int8_friendly_tracing():
+    with export._tflite_friendly_tracing(int8=True):
         traced = tf.function(lambda x: tiny_model(x, training=False)).get_concrete_function(
             tf.TensorSpec(images.shape, tf.float32))
     assert [layer_class.call for layer_class in replaced] == originals  # patches undone
@@ -181,6 +181,21 @@ def test_int8_friendly_tracing_computes_the_same_function(trained, tiny_model):
     np.testing.assert_allclose(tf.nn.softmax(outputs["semantic_logits"]).numpy(),
                                trained[2]["semantic_probabilities"], atol=1e-4)
     np.testing.assert_allclose(outputs["embeddings"].numpy(), trained[2]["embeddings"], atol=1e-4)
+
+
+def test_export_pooling_finds_the_argmax_of_the_layer_ties_included():
+    pool = MaxPoolingWithArgmax2D()
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 3, (2, 8, 8, 5)).astype(np.float32)  # 3 levels: ties in most windows
+    values[0, :2, :2] = 1.0  # a window of four equal values
+    expected_pooled, expected_argmax = pool(values)
+    original = MaxPoolingWithArgmax2D.call
+    with export._tflite_friendly_tracing(int8=False):
+        pooled, argmax = tf.function(pool)(values)
+    np.testing.assert_array_equal(argmax.numpy(), expected_argmax.numpy())
+    np.testing.assert_array_equal(pooled.numpy(), expected_pooled.numpy())
+    assert (argmax.numpy()[0, 0, 0] == 0).all()  # ties go to the first position
+    assert MaxPoolingWithArgmax2D.call is original  # patch undone
 
 
 def test_int8_max_unpooling_puts_each_value_where_its_maximum_was():
@@ -193,7 +208,7 @@ def test_int8_max_unpooling_puts_each_value_where_its_maximum_was():
 
     rng = np.random.default_rng(5)
     samples = rng.normal(size=(9, 1, 8, 8, 4)).astype(np.float32)
-    with export._int8_friendly_tracing():
+    with export._tflite_friendly_tracing(int8=True):
         function = tf.function(pool_and_unpool).get_concrete_function(
             tf.TensorSpec([1, 8, 8, 4], tf.float32))
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
