@@ -119,7 +119,10 @@ def test_missing_or_empty_srcdir_is_named(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_tiny_epochs_end_to_end(tmp_path, records):
+def test_two_tiny_epochs_end_to_end_resumed_and_guarded_against_another_configuration(tmp_path, records):
+    # One epoch, then the same command for two: the second run resumes at step 2. (One test, as
+    # each training costs tens of seconds of the suite.)
+    train(tiny_config(tmp_path, epochs=1))
     config = tiny_config(tmp_path)
     result = train(config)
     assert result["epochs"] == 2 and result["steps"] == 4
@@ -137,29 +140,16 @@ def test_two_tiny_epochs_end_to_end(tmp_path, records):
     train_tags, train_steps = event_tags_and_steps(os.path.join(config.logdir, "train"))
     assert {"loss/total", "loss/variance", "loss/distance", "loss/regularization", "loss/semantic",
             "learning_rate"} <= train_tags
-    assert train_steps == [1, 2, 3, 4]
+    assert train_steps == [1, 2, 3, 4]  # TensorBoard's steps continue, not from 1 again
     val_tags, val_steps = event_tags_and_steps(os.path.join(config.logdir, "validation"))
     assert {"loss/total", "predicted_instances", "ground_truth_instances", "embeddings"} <= val_tags
     assert val_steps == [2, 4]
     assert len(glob.glob(os.path.join(config.logdir, "embeddings_step_*.png"))) == 2
 
-
-@pytest.mark.slow
-def test_running_again_resumes_and_tensorboard_steps_continue(tmp_path, records):
-    train(tiny_config(tmp_path, epochs=1))
-    result = train(tiny_config(tmp_path, epochs=3))
-    assert result["epochs"] == 3 and result["steps"] == 6
-    _, steps = event_tags_and_steps(os.path.join(tmp_path, "log", "train"))
-    assert sorted(steps) == [1, 2, 3, 4, 5, 6]
-
-
-@pytest.mark.slow
-def test_outdir_of_another_configuration_is_not_overwritten(tmp_path, records):
-    config = tiny_config(tmp_path, epochs=1)
-    train(config)
+    # The outdir of another configuration is not overwritten.
     model_digest = digest(os.path.join(config.outdir, "model.keras"))
     with pytest.raises(ValueError, match="different configuration: embedding_dim 4 \\(now 3\\)"):
-        train(tiny_config(tmp_path, epochs=2, embedding_dim=3))
+        train(tiny_config(tmp_path, epochs=3, embedding_dim=3))
     assert digest(os.path.join(config.outdir, "model.keras")) == model_digest
 
 
