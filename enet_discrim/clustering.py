@@ -73,24 +73,13 @@ def bin_seeds(points, bin_size):
     return cells * bin_size
 
 
-def find_modes(points, bandwidth=DEFAULT_BANDWIDTH, max_iter=_MAX_ITER):
-    """Mean-shift modes of a point set, as `sklearn.cluster.MeanShift(bin_seeding=True)` finds them.
-
-    Args:
-        points: float [N, D], N >= 1.
-        bandwidth: flat kernel radius (> 0).
-        max_iter: most climbing steps per seed.
-
-    Returns:
-        float64 [K, D] modes ordered by decreasing number of points within `bandwidth`
-        (scikit-learn's `cluster_centers_` order).
-    """
-    points = np.asarray(points, dtype=np.float64)
-    seeds = np.asarray(bin_seeds(points, bandwidth), dtype=np.float64)
+def _climb(points, seeds, bandwidth, max_iter):
+    """Flat-kernel mean shift from each seed: (means float64 [S, D], counts int64 [S], the
+    points within `bandwidth` of each final mean; 0 for a seed that reached no point)."""
     stop_shift = 1e-3 * bandwidth
-    means = seeds.copy()
-    counts = np.zeros(len(seeds), dtype=np.int64)
-    climbing = np.arange(len(seeds))
+    means = np.asarray(seeds, dtype=np.float64).copy()
+    counts = np.zeros(len(means), dtype=np.int64)
+    climbing = np.arange(len(means))
     points_sq = np.einsum("nd,nd->n", points, points)
     for step in range(max_iter + 1):
         if climbing.size == 0:
@@ -112,11 +101,33 @@ def find_modes(points, bandwidth=DEFAULT_BANDWIDTH, max_iter=_MAX_ITER):
         counts[climbing] = n_within
         done = (shift <= stop_shift) | (step == max_iter)
         climbing = climbing[~done]
+    return means, counts
+
+
+def find_modes(points, bandwidth=DEFAULT_BANDWIDTH, max_iter=_MAX_ITER):
+    """Mean-shift modes of a point set, as `sklearn.cluster.MeanShift(bin_seeding=True)` finds them.
+
+    Where no bin seed has a point within `bandwidth` (in D dimensions a point can lie up to
+    sqrt(D) / 2 bandwidths from its cell's centre, so this happens to a few scattered points of
+    8-D embeddings), scikit-learn raises; here the points themselves seed the search instead,
+    each having at least itself in reach.
+
+    Args:
+        points: float [N, D], N >= 1.
+        bandwidth: flat kernel radius (> 0).
+        max_iter: most climbing steps per seed.
+
+    Returns:
+        float64 [K, D] modes ordered by decreasing number of points within `bandwidth`
+        (scikit-learn's `cluster_centers_` order).
+    """
+    points = np.asarray(points, dtype=np.float64)
+    means, counts = _climb(points, bin_seeds(points, bandwidth), bandwidth, max_iter)
+    if not np.any(counts > 0):
+        means, counts = _climb(points, points, bandwidth, max_iter)
 
     # Identical modes collapse (scikit-learn keys them by value); then sort by (count, mode).
     by_mode = {tuple(mode): int(count) for mode, count in zip(means, counts) if count > 0}
-    if not by_mode:
-        raise ValueError(f"no point within bandwidth={bandwidth} of any seed")
     ordered = sorted(by_mode.items(), key=lambda item: (item[1], item[0]), reverse=True)
     modes = np.array([mode for mode, _ in ordered])
     # Near-duplicates: a mode within `bandwidth` of a stronger kept mode is removed.

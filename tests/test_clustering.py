@@ -200,3 +200,18 @@ def test_confident_classes_marks_unsure_pixels():
             confident_classes(probabilities, bad)
     with pytest.raises(ValueError, match=r"\[H, W, C\]"):
         confident_classes(np.zeros((3, 2)))
+
+
+def test_points_beyond_every_bin_seed_still_give_their_modes():
+    # Two 8-D points in the cell around the origin, each 0.49 * sqrt(8) = 1.39 bandwidths from
+    # its centre, the only seed: scikit-learn gives up; the points seed the search instead.
+    points = np.array([[0.49] * 8, [-0.49] * 8])
+    with pytest.raises(ValueError, match="No point was within bandwidth"):
+        MeanShift(bandwidth=1.0, bin_seeding=True).fit(points)
+    modes = find_modes(points, bandwidth=1.0)
+    np.testing.assert_allclose(sorted(modes.tolist()), sorted(points.tolist()))
+    # As a frame: each point its own instance.
+    embeddings = np.zeros((1, 2, 8))
+    embeddings[0] = points
+    labels = cluster_embeddings(embeddings, np.ones((1, 2), bool), bandwidth=1.0, min_pixels=1)
+    assert sorted(labels.ravel().tolist()) == [1, 2]
