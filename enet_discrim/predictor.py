@@ -12,7 +12,7 @@ import os
 import time
 
 import numpy as np
-import scipy.special
+import tensorflow as tf
 from absl import logging
 
 from enet_discrim import clustering, lanes, model_dir
@@ -152,7 +152,7 @@ class Predictor:
     def _tflite_frame(self, images):
         """`model.serving.frame_function`'s outputs from the TFLite network (NumPy arrays)."""
         outputs = self.model(images)
-        return scipy.special.softmax(outputs["semantic_logits"], axis=-1), outputs["embeddings"]
+        return tf.nn.softmax(outputs["semantic_logits"]).numpy(), outputs["embeddings"]
 
     @property
     def config(self):
