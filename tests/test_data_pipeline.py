@@ -109,6 +109,46 @@ def test_random_scale_up_crops_to_the_fixed_size_with_consistent_labels():
         np.testing.assert_array_equal(semantic, (instance > 0).astype(semantic.dtype))
 
 
+def test_crops_are_full_resolution_windows_and_evaluation_keeps_the_whole_frame():
+    tf.random.set_seed(3)
+    image, semantic, instance = _frame(16, 24)
+    serialized = tf.constant(make_example(image, semantic, instance, "f.png", image_format="png"))
+    parse = parse_fn(True, 16, 24, scale_range=None, flip=False, color_jitter=False, crop_size=(8, 16))
+    lefts = set()
+    for _ in range(12):
+        out_image, labels = parse(serialized)
+        assert out_image.shape == (8, 16, 3)
+        out_image = out_image.numpy().astype(np.uint8)
+        # The blue ramp gives the window's column, the red / green channels its labels.
+        left = int(out_image[0, 0, 2]) // 3
+        tops = [top for top in range(16 - 8 + 1)
+                if np.array_equal(out_image, image[top:top + 8, left:left + 16])]
+        assert tops, "the crop is not a window of the frame"
+        np.testing.assert_array_equal(labels["instance"].numpy(), instance[tops[0]:tops[0] + 8, left:left + 16])
+        np.testing.assert_array_equal(labels["semantic"].numpy(), semantic[tops[0]:tops[0] + 8, left:left + 16])
+        lefts.add(left)
+    assert len(lefts) > 1
+    whole, _ = parse_fn(False, 16, 24, crop_size=(8, 16))(serialized)
+    np.testing.assert_array_equal(whole.numpy(), image.astype(np.float32))
+
+
+def test_crops_of_a_scaled_frame_keep_labels_with_their_pixels():
+    tf.random.set_seed(13)
+    parse = parse_fn(True, 16, 24, scale_range=(2.0, 2.0), flip=True, color_jitter=False, crop_size=(8, 8))
+    for _ in range(6):
+        out_image, labels = parse(tf.constant(_serialized(16, 24)))
+        assert out_image.shape == (8, 8, 3)
+        instance = labels["instance"].numpy()
+        # Nearest-neighbour labels against the bilinear image: compare away from the edges.
+        red = out_image.numpy()[..., 0]
+        interior = np.ones_like(instance, bool)
+        for shift in ((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)):
+            interior &= np.roll(instance, shift, (0, 1)) == instance
+        interior[[0, -1], :] = interior[:, [0, -1]] = False
+        assert interior.any()
+        np.testing.assert_allclose(red[interior], 40.0 * instance[interior], atol=1)
+
+
 def test_evaluation_resizes_a_different_stored_size_with_nearest_labels():
     image, semantic, instance = _frame(8, 12)
     parse = parse_fn(False, 16, 24)

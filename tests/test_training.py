@@ -83,6 +83,8 @@ def records(tmp_path):
         ({"delta_v": 1.5, "delta_d": 1.5}, "--dvar .* must be smaller than --ddist"),
         ({"delta_v": -0.1}, "--dvar .* must not be negative"),
         ({"height": 250}, "--height must be a positive multiple of 8"),
+        ({"crop_height": 64}, "--crop_height and --crop_width go together"),
+        ({"crop_height": 60, "crop_width": 64}, "--crop_height must be a positive multiple of 8"),
         ({"dataset": "kitti"}, "unknown dataset 'kitti'"),
         ({"dist_weight": -1.0}, "--dist .* must not be negative"),
     ],
@@ -121,15 +123,18 @@ def test_missing_or_empty_srcdir_is_named(tmp_path):
 @pytest.mark.slow
 def test_two_tiny_epochs_end_to_end_resumed_and_guarded_against_another_configuration(tmp_path, records):
     # One epoch, then the same command for two: the second run resumes at step 2. (One test, as
-    # each training costs tens of seconds of the suite.)
+    # each training costs tens of seconds of the suite.) The second trains on half-size windows,
+    # which do not change the model: the saved model still serves whole HEIGHT x WIDTH frames.
     train(tiny_config(tmp_path, epochs=1))
-    config = tiny_config(tmp_path)
+    config = tiny_config(tmp_path, crop_height=HEIGHT // 2, crop_width=WIDTH // 2)
     result = train(config)
     assert result["epochs"] == 2 and result["steps"] == 4
     assert np.isfinite(result["best_val_loss"])
 
     saved = json.load(open(os.path.join(config.outdir, "config.json")))
     assert saved["height"] == HEIGHT and saved["width"] == WIDTH
+    run_config = json.load(open(os.path.join(config.outdir, "train_config.json")))
+    assert (run_config["crop_height"], run_config["crop_width"]) == (HEIGHT // 2, WIDTH // 2)
     assert saved["num_classes"] == 2 and saved["class_names"] == ["background", "lane"]
     assert saved["embedding_dim"] == 4 and saved["dataset"] == "tusimple"
     assert saved["delta_v"] == 0.5 and saved["delta_d"] == 1.5 and saved["bandwidth"] > 0

@@ -30,6 +30,9 @@ flags.DEFINE_integer("batch_size", 8, "Global batch size (over all replicas).")
 flags.DEFINE_float("learning_rate", 5e-4, "Adam learning rate.")
 flags.DEFINE_integer("height", 256, "Training height, a multiple of 8.")
 flags.DEFINE_integer("width", 512, "Training width, a multiple of 8.")
+flags.DEFINE_integer("crop_height", None, "Train on random windows of this height (with --crop_width) "
+                     "of the --height x --width frames, which the model still serves at.")
+flags.DEFINE_integer("crop_width", None, "Width of the training windows (with --crop_height).")
 flags.DEFINE_integer("embedding_dim", 4, "Dimensions of the pixel embedding.")
 flags.DEFINE_enum("strategy", "auto", ["auto", "mirrored", "multi_worker"],
                   "auto: all local GPUs; mirrored: MirroredStrategy; multi_worker: from TF_CONFIG.")
@@ -60,6 +63,8 @@ def main(argv):
         height=FLAGS.height,
         width=FLAGS.width,
         embedding_dim=FLAGS.embedding_dim,
+        crop_height=FLAGS.crop_height,
+        crop_width=FLAGS.crop_width,
         var_weight=FLAGS.var,
         dist_weight=FLAGS.dist,
         reg_weight=FLAGS.reg,

@@ -151,27 +151,33 @@ def _jitter_colours(image, brightness_delta, contrast_range, saturation_range):
     return tf.clip_by_value(unit * 255.0, 0.0, 255.0)
 
 
-def _random_scale_and_crop(image, semantic, instance, height, width, scale_range):
-    """Rescales by a random factor around the training size, then pads/crops back to it.
-
-    Where the scaled frame is smaller than height x width it is placed at a random position and
-    the rest padded: image 0, semantic 255 (ignore), instance 0 (none).
-    """
+def _random_scale_and_crop(image, semantic, instance, height, width, scale_range, crop_size):
+    """Rescales by a random factor around height x width, then pads/crops to `crop_size`."""
     scale = tf.random.uniform([], scale_range[0], scale_range[1])
     scaled_height = tf.maximum(1, tf.cast(tf.round(height * scale), tf.int32))
     scaled_width = tf.maximum(1, tf.cast(tf.round(width * scale), tf.int32))
     image, semantic, instance = _resize_all(image, semantic, instance,
                                             tf.stack([scaled_height, scaled_width]))
-    pad_height = tf.maximum(height - scaled_height, 0)
-    pad_width = tf.maximum(width - scaled_width, 0)
+    return _random_pad_and_crop(image, semantic, instance, *crop_size)
+
+
+def _random_pad_and_crop(image, semantic, instance, height, width):
+    """A random height x width window of the frame.
+
+    Where the frame is smaller than height x width it is placed at a random position and the rest
+    padded: image 0, semantic 255 (ignore), instance 0 (none).
+    """
+    frame_height, frame_width = tf.shape(semantic)[0], tf.shape(semantic)[1]
+    pad_height = tf.maximum(height - frame_height, 0)
+    pad_width = tf.maximum(width - frame_width, 0)
     top = tf.random.uniform([], 0, pad_height + 1, dtype=tf.int32)
     left = tf.random.uniform([], 0, pad_width + 1, dtype=tf.int32)
     paddings = [[top, pad_height - top], [left, pad_width - left]]
     image = tf.pad(image, paddings + [[0, 0]])
     semantic = tf.pad(semantic, paddings, constant_values=schema.IGNORE_LABEL)
     instance = tf.pad(instance, paddings)
-    offset_y = tf.random.uniform([], 0, scaled_height + pad_height - height + 1, dtype=tf.int32)
-    offset_x = tf.random.uniform([], 0, scaled_width + pad_width - width + 1, dtype=tf.int32)
+    offset_y = tf.random.uniform([], 0, frame_height + pad_height - height + 1, dtype=tf.int32)
+    offset_x = tf.random.uniform([], 0, frame_width + pad_width - width + 1, dtype=tf.int32)
     image = image[offset_y:offset_y + height, offset_x:offset_x + width]
     semantic = semantic[offset_y:offset_y + height, offset_x:offset_x + width]
     instance = instance[offset_y:offset_y + height, offset_x:offset_x + width]
@@ -191,7 +197,7 @@ def flip_left_right(image, semantic, instance):
 
 
 def parse_fn(is_training, height, width, scale_range=DEFAULT_SCALE_RANGE, flip=True,
-             color_jitter=True, brightness_delta=DEFAULT_BRIGHTNESS_DELTA,
+             crop_size=None, color_jitter=True, brightness_delta=DEFAULT_BRIGHTNESS_DELTA,
              contrast_range=DEFAULT_CONTRAST_RANGE, saturation_range=DEFAULT_SATURATION_RANGE):
     """The map function from one serialized Example to a training/evaluation pair.
 
@@ -200,23 +206,32 @@ def parse_fn(is_training, height, width, scale_range=DEFAULT_SCALE_RANGE, flip=T
             otherwise only resize to height x width where the stored size differs, with
             `formats.images.resize_image` as serving does (random scaling, when on, resizes
             with TensorFlow's bilinear: it is augmentation).
-        height, width: output size.
+        height, width: the frame size the model serves at: evaluation frames are resized to it,
+            training frames scaled around it.
         scale_range: (min, max) of the random scale relative to height x width; None for none.
         flip: mirror half of the frames (training only).
+        crop_size: (crop_height, crop_width): training frames are random windows of this size of
+            the (scaled) frame, the usual way to train a fully convolutional network at full
+            resolution for the cost of a smaller input; None: the whole height x width frame.
         color_jitter: jitter brightness/contrast/saturation of the image (training only).
         brightness_delta: max brightness change, in units of the 0..1 image range.
         contrast_range, saturation_range: (min, max) factors.
 
     Returns:
-        function serialized -> (image float32 [height, width, 3] in 0..255,
-        {"semantic": int32 [height, width], "instance": int32 [height, width]}).
+        function serialized -> (image float32 [H, W, 3] in 0..255, {"semantic": int32 [H, W],
+        "instance": int32 [H, W]}), H x W the crop size when training with one, else height x
+        width.
     """
     if height < 1 or width < 1:
         raise ValueError(f"height and width must be positive, got {height}x{width}")
+    if crop_size is not None and min(crop_size) < 1:
+        raise ValueError(f"crop_size must be positive, got {crop_size[0]}x{crop_size[1]}")
     if scale_range is not None and not 0 < scale_range[0] <= scale_range[1]:
         raise ValueError(f"scale_range must be (min, max) with 0 < min <= max, got {scale_range}")
 
     augment_scale = is_training and scale_range is not None
+    crop = is_training and crop_size is not None and tuple(crop_size) != (height, width)
+    out_height, out_width = crop_size if crop else (height, width)
 
     def parse(serialized):
         decoded = schema.decode_example(serialized)
@@ -236,15 +251,19 @@ def parse_fn(is_training, height, width, scale_range=DEFAULT_SCALE_RANGE, flip=T
             image = _jitter_colours(image, brightness_delta, contrast_range, saturation_range)
         if augment_scale:
             image, semantic, instance = _random_scale_and_crop(image, semantic, instance, height,
-                                                               width, scale_range)
+                                                               width, scale_range,
+                                                               (out_height, out_width))
+        elif crop:
+            image, semantic, instance = _random_pad_and_crop(image, semantic, instance,
+                                                             out_height, out_width)
         if is_training and flip:
             image, semantic, instance = tf.cond(
                 tf.random.uniform([]) < 0.5,
                 lambda: flip_left_right(image, semantic, instance),
                 lambda: (image, semantic, instance))
-        image = tf.ensure_shape(image, [height, width, 3])
-        semantic = tf.ensure_shape(semantic, [height, width])
-        instance = tf.ensure_shape(instance, [height, width])
+        image = tf.ensure_shape(image, [out_height, out_width, 3])
+        semantic = tf.ensure_shape(semantic, [out_height, out_width])
+        instance = tf.ensure_shape(instance, [out_height, out_width])
         return image, {"semantic": semantic, "instance": instance}
 
     return parse

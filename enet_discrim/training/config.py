@@ -23,7 +23,8 @@ class TrainConfig:
     defaults): margins `delta_v`/`delta_d` (--dvar/--ddist), weights `var_weight`/`dist_weight`/
     `reg_weight` (--var/--dist/--reg). `batch_size` is the global batch over all replicas.
     `checkpoint_every` is in steps, 0 = at the end of each epoch. `steps_per_epoch` None = one
-    pass over the training shards.
+    pass over the training shards. `height` x `width` is the frame size the model serves at;
+    `crop_height` x `crop_width`, when given, the size of the random windows it trains on.
     """
 
     srcdir: str = "data"
@@ -37,6 +38,8 @@ class TrainConfig:
     height: int = 256
     width: int = 512
     embedding_dim: int = 4
+    crop_height: int | None = None
+    crop_width: int | None = None
     var_weight: float = discriminative.VAR_WEIGHT
     dist_weight: float = discriminative.DIST_WEIGHT
     reg_weight: float = discriminative.REG_WEIGHT
@@ -60,6 +63,12 @@ class TrainConfig:
         for name in ("height", "width"):
             value = getattr(self, name)
             if value <= 0 or value % SIZE_MULTIPLE:
+                found.append(f"--{name} must be a positive multiple of {SIZE_MULTIPLE}, got {value}")
+        if (self.crop_height is None) != (self.crop_width is None):
+            found.append("--crop_height and --crop_width go together: give both or neither")
+        for name in ("crop_height", "crop_width"):
+            value = getattr(self, name)
+            if value is not None and (value <= 0 or value % SIZE_MULTIPLE):
                 found.append(f"--{name} must be a positive multiple of {SIZE_MULTIPLE}, got {value}")
         for name in ("epochs", "batch_size", "embedding_dim"):
             if getattr(self, name) < 1:
@@ -103,6 +112,11 @@ class TrainConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    @property
+    def crop_size(self):
+        """(crop_height, crop_width) of the training windows, or None for whole frames."""
+        return None if self.crop_height is None else (self.crop_height, self.crop_width)
 
     @classmethod
     def from_dict(cls, values):

@@ -166,6 +166,7 @@ def _train(config, strategy, records_dir, info, previous, train_files, val_files
             is_training=True,
             seed=config.seed,
             repeat=True,
+            crop_size=config.crop_size,
         )
         train_dataset = distribution.shard_across_workers(train_dataset, strategy, len(train_files))
         iterator = iter(strategy.experimental_distribute_dataset(train_dataset))
