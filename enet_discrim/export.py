@@ -128,23 +128,51 @@ def _prelu_in_xnnpack_int8_ops(layer, inputs, original, **kwargs):
     return inputs + _depthwise(tf.nn.relu(_depthwise(inputs, -np.ones_like(alpha))), 1.0 - alpha)
 
 
-def _unpooling_with_signed_one_hot(layer, inputs, original, **kwargs):
-    """`MaxUnpooling2D` as the same function with a one-hot of +1 and -1, mapped to 1 and 0.
+#: Factor that turns a (clipped) gap below a window's maximum into a 0/1 mask: int8 gaps are whole
+#: steps of at least 1/255 after the clip, and float ones above 2**-14 saturate as well. Below
+#: XNNPACK's limit for an int8 multiply (the constant's scale, 2**14 / 255, under 256).
+_MASK_GAIN = 2.0 ** 14
 
-    The converter quantises ONE_HOT's on and off values each with parameters of its own, while
-    the kernel copies them raw into its output: a one-hot of 1 and 0 (output zero point -128, off
-    value 0 at zero point 0) reads 0.5 at every position off the maximum. With +1 and -1 the
-    output's zero point is the constants' midpoint, so both land on themselves. ONE_HOT and the
-    arithmetic after it stay fast; an EQUAL and SELECT_V2 formulation, also correct, made the
-    int8 network 1.6x slower (broadcasting kernels outside XNNPACK).
+
+def _upsampled_window_maximum(values):
+    """Each pixel's 2x2 window maximum, at full size: max-pooling, then 4 copies by depth-to-space."""
+    pooled = tf.nn.max_pool2d(values, ksize=2, strides=2, padding="VALID")
+    return pooled, tf.nn.depth_to_space(tf.concat([pooled] * 4, axis=-1), 2)
+
+
+def _is_window_maximum(values, maximum):
+    """1 where `values` equals its upsampled window `maximum`, else 0 (an exact 0/1 in int8: the
+    two share one scale, so the gap is 0 or at least one step, clipped to [-1, 0])."""
+    below = tf.clip_by_value(values - maximum, -1.0, 1.0)
+    return 1.0 + tf.clip_by_value(below * _MASK_GAIN, -1.0, 1.0)
+
+
+def _pooling_with_maximum_masks(layer, inputs, original, **kwargs):
+    """`MaxPoolingWithArgmax2D` for int8 export: the pooled values and, in place of the argmax, a
+    full-size mask that is 1 at each window's first maximum (row-major, as the layer's argmax)
+    and 0 elsewhere.
+
+    Built from XNNPACK int8 ops only (max-pooling, concatenation, depth-to-space, subtractions and
+    multiplications with fused clips, additions): the argmax and one-hot that `MaxUnpooling2D`
+    otherwise needs are TFLite kernels outside XNNPACK, and took about a quarter of the int8
+    network's time. Ties are common in int8, so the first maximum is found by a second pooling:
+    each maximum scores minus a quarter of its position in the window (0, -1/4, -1/2, -3/4), every
+    other pixel -1 or less, and the highest score wins.
     """
     del layer, original, kwargs
-    values, argmax = inputs
-    shape = tf.shape(values)
-    signs = tf.one_hot(argmax, 4, on_value=1.0, off_value=-1.0, axis=3, dtype=values.dtype)
-    spread = (signs + 1.0) * 0.5 * values[:, :, :, None, :]
-    spread = tf.reshape(spread, [shape[0], shape[1], shape[2], 4 * values.shape[-1]])
-    return tf.nn.depth_to_space(spread, 2)
+    pooled, maximum = _upsampled_window_maximum(inputs)
+    height, width = inputs.shape[1], inputs.shape[2]
+    order = np.tile(np.array([[0.0, 1.0], [2.0, 3.0]], np.float32) / 4, (height // 2, width // 2))
+    score = _is_window_maximum(inputs, maximum) - tf.constant(1.0 + order[None, :, :, None])
+    return pooled, _is_window_maximum(score, _upsampled_window_maximum(score)[1])
+
+
+def _unpooling_with_maximum_masks(layer, inputs, original, **kwargs):
+    """`MaxUnpooling2D` for int8 export with the mask of `_pooling_with_maximum_masks`: each value
+    copied to its 2x2 window (concatenation and depth-to-space), times the mask."""
+    del layer, original, kwargs
+    values, mask = inputs
+    return tf.nn.depth_to_space(tf.concat([values] * 4, axis=-1), 2) * mask
 
 
 def _pooling_with_argmax_on_the_last_axis(layer, inputs, original, **kwargs):
@@ -163,17 +191,20 @@ def _pooling_with_argmax_on_the_last_axis(layer, inputs, original, **kwargs):
 @contextlib.contextmanager
 def _tflite_friendly_tracing(int8):
     """While active, ENet's layers trace as the same functions in ops that run fast in TFLite:
-    the max-pooling with its argmax along the last axis (`_pooling_with_argmax_on_the_last_axis`,
-    every export), and for `int8` the initial block, PReLU and max-unpooling in ops that quantise
-    well and correctly and that XNNPACK runs in int8 (`_initial_block_with_split_batch_norm`,
-    `_prelu_in_xnnpack_int8_ops`, `_unpooling_with_signed_one_hot`)."""
+    for float exports the max-pooling with its argmax along the last axis
+    (`_pooling_with_argmax_on_the_last_axis`); for `int8` the initial block, PReLU and the
+    max-pooling and unpooling in ops that quantise well and correctly and that XNNPACK runs in
+    int8 (`_initial_block_with_split_batch_norm`, `_prelu_in_xnnpack_int8_ops`,
+    `_pooling_with_maximum_masks`, `_unpooling_with_maximum_masks`)."""
     from enet_discrim.model import InitialBlock, MaxPoolingWithArgmax2D, MaxUnpooling2D
 
-    replaced = {MaxPoolingWithArgmax2D: _pooling_with_argmax_on_the_last_axis}
     if int8:
-        replaced.update({InitialBlock: _initial_block_with_split_batch_norm,
-                         keras.layers.PReLU: _prelu_in_xnnpack_int8_ops,
-                         MaxUnpooling2D: _unpooling_with_signed_one_hot})
+        replaced = {InitialBlock: _initial_block_with_split_batch_norm,
+                    keras.layers.PReLU: _prelu_in_xnnpack_int8_ops,
+                    MaxPoolingWithArgmax2D: _pooling_with_maximum_masks,
+                    MaxUnpooling2D: _unpooling_with_maximum_masks}
+    else:
+        replaced = {MaxPoolingWithArgmax2D: _pooling_with_argmax_on_the_last_axis}
     originals = {layer_class: layer_class.call for layer_class in replaced}
     for layer_class, replacement in replaced.items():
         layer_class.call = functools.partialmethod(replacement, original=originals[layer_class])

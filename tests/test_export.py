@@ -132,7 +132,8 @@ def test_int8_model_is_integer_inside_builtin_only_and_delegated(shipped_int8):
     names = {op["op_name"] for op in ops}
     assert not {name for name in names if name.startswith("Flex") or name == "CUSTOM"}
     assert "PRELU" not in names  # rewritten: int8 PRELU is not XNNPACK's, and slow
-    assert {"ARG_MAX", "ONE_HOT", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE"} <= names  # (un)pooling
+    # (un)pooling by masks of the maxima, not by ARG_MAX and ONE_HOT (TFLite kernels, slow)
+    assert {"MAX_POOL_2D", "SUB", "DEPTH_TO_SPACE"} <= names and not {"ARG_MAX", "ONE_HOT"} & names
     assert "DELEGATE" in names  # XNNPACK took int8 ops
     float_makers = {op["op_name"] for op in ops if op["op_name"] != "DELEGATE"
                     for index in op["outputs"] if tensors[index]["dtype"] == np.float32}
@@ -172,8 +173,16 @@ def test_int8_friendly_tracing_computes_the_same_function(trained, tiny_model):
     replaced = (keras.layers.PReLU, InitialBlock, MaxPoolingWithArgmax2D, MaxUnpooling2D)
     originals = [layer_class.call for layer_class in replaced]
     with export._tflite_friendly_tracing(int8=True):
-        traced = tf.function(lambda x: tiny_model(x, training=False)).get_concrete_function(
-            tf.TensorSpec(images.shape, tf.float32))
+        # The pooling rewrite counts float values within 2**-14 of a window's maximum as ties
+        # (they are in int8), which this random network's small activations often are: it has a
+        # test of its own below; here the layers' own pooling.
+        rewritten = MaxPoolingWithArgmax2D.call, MaxUnpooling2D.call
+        MaxPoolingWithArgmax2D.call, MaxUnpooling2D.call = originals[2:]
+        try:
+            traced = tf.function(lambda x: tiny_model(x, training=False)).get_concrete_function(
+                tf.TensorSpec(images.shape, tf.float32))
+        finally:
+            MaxPoolingWithArgmax2D.call, MaxUnpooling2D.call = rewritten
     assert [layer_class.call for layer_class in replaced] == originals  # patches undone
     ops = {op.type for op in traced.graph.get_operations()}
     assert "DepthwiseConv2dNative" in ops  # the rewritten PReLU
@@ -181,6 +190,26 @@ def test_int8_friendly_tracing_computes_the_same_function(trained, tiny_model):
     np.testing.assert_allclose(tf.nn.softmax(outputs["semantic_logits"]).numpy(),
                                trained[2]["semantic_probabilities"], atol=1e-4)
     np.testing.assert_allclose(outputs["embeddings"].numpy(), trained[2]["embeddings"], atol=1e-4)
+
+
+def test_int8_pooling_masks_unpool_as_the_layers_do_ties_included():
+    pool, unpool = MaxPoolingWithArgmax2D(), MaxUnpooling2D()
+    rng = np.random.default_rng(4)
+    # 4 levels 0.01 apart (above the 2**-14 that counts as a tie): ties in most windows.
+    values = rng.integers(0, 4, (2, 8, 8, 5)).astype(np.float32) / 100
+    values[0, :2, :2] = 0.03  # a window of four equal values
+    pooled_values = rng.normal(size=(2, 4, 4, 5)).astype(np.float32)
+
+    def pool_and_unpool(x):
+        pooled, positions = pool(x)
+        return pooled, unpool((pooled_values, positions))
+
+    expected_pooled, expected = pool_and_unpool(values)
+    with export._tflite_friendly_tracing(int8=True):
+        pooled, unpooled = tf.function(pool_and_unpool)(values)
+    np.testing.assert_array_equal(pooled.numpy(), expected_pooled.numpy())
+    np.testing.assert_array_equal(unpooled.numpy(), expected.numpy())
+    assert (unpooled.numpy()[0, :2, :2] != 0).sum(axis=(0, 1)).tolist() == [1] * 5
 
 
 def test_export_pooling_finds_the_argmax_of_the_layer_ties_included():
@@ -199,7 +228,7 @@ def test_export_pooling_finds_the_argmax_of_the_layer_ties_included():
 
 
 def test_int8_max_unpooling_puts_each_value_where_its_maximum_was():
-    # TF 2.21's converter quantises a one-hot of 1 and 0 so that the zeros read 0.5
+    # The masks must come out exactly 0 and 1 in int8, and ties go to the first maximum.
     pool, unpool = MaxPoolingWithArgmax2D(), MaxUnpooling2D()
 
     def pool_and_unpool(x):
@@ -208,6 +237,8 @@ def test_int8_max_unpooling_puts_each_value_where_its_maximum_was():
 
     rng = np.random.default_rng(5)
     samples = rng.normal(size=(9, 1, 8, 8, 4)).astype(np.float32)
+    samples[0, 0, :2, :2] = 1.0  # one window of four equal values in each channel
+    samples[0, 0, 2:4, :2] = np.array([[-1.0, 0.5], [0.5, 0.25]])[..., None]  # two equal maxima
     with export._tflite_friendly_tracing(int8=True):
         function = tf.function(pool_and_unpool).get_concrete_function(
             tf.TensorSpec([1, 8, 8, 4], tf.float32))
@@ -220,13 +251,16 @@ def test_int8_max_unpooling_puts_each_value_where_its_maximum_was():
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], samples[0])
     interpreter.invoke()
     result = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
-    # Built independently: each 2x2 window's maximum in its place, zeros elsewhere.
+    # Built independently: each 2x2 window's first maximum (row-major) in its place, zeros elsewhere.
     windows = samples[0, 0].reshape(4, 2, 4, 2, 4).transpose(0, 2, 4, 1, 3).reshape(4, 4, 4, 4)
-    expected = np.where(windows == windows.max(-1, keepdims=True), windows, 0.0)
+    first = np.arange(4) == np.argmax(windows, axis=-1)[..., None]
+    expected = np.where(first, windows, 0.0)
     expected = expected.reshape(4, 4, 4, 2, 2).transpose(0, 3, 1, 4, 2).reshape(8, 8, 4)
     step = np.abs(samples).max() / 127  # about one int8 step
     assert np.mean(np.abs(result[expected == 0])) < 0.5 * step
     np.testing.assert_allclose(result[expected != 0], expected[expected != 0], atol=2 * step)
+    assert (result[:2, :2] > 0).sum(axis=(0, 1)).tolist() == [1] * 4 and (result[0, 0] > 0).all()
+    assert (result[2:4, :2] != 0).sum(axis=(0, 1)).tolist() == [1] * 4 and (result[2, 1] != 0).all()
 
 
 @pytest.mark.slow
