@@ -16,8 +16,9 @@ says its layout: batch 1, builtin ops only, uint8 images in, the network's `sema
 - `float16`: float16 weights, float32 arithmetic (half the file).
 - `int8`: full-integer post-training quantisation, calibrated on synthetic frames of the model's
   dataset prepared as serving prepares frames (`predictor.network_input`). Every op inside is int8
-  (the max-unpooling's argmax and one-hot positions int32/int8), builtin only; the uint8 input is
-  quantised exactly (scale 1) and the outputs are dequantised to float32 at the edge.
+  (the max-pooling's argmax as a 0/1 mask of each window's first maximum), builtin only and run by
+  XNNPACK; the uint8 input is quantised exactly (scale 1) and the outputs are dequantised to
+  float32 at the edge.
 """
 
 import argparse
