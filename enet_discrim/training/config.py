@@ -60,16 +60,12 @@ class TrainConfig:
             found.append(f"unknown dataset {self.dataset!r}: choose one of {', '.join(DATASETS)}")
         if self.strategy not in STRATEGIES:
             found.append(f"unknown strategy {self.strategy!r}: choose one of {', '.join(STRATEGIES)}")
-        for name in ("height", "width"):
-            value = getattr(self, name)
-            if value <= 0 or value % SIZE_MULTIPLE:
-                found.append(f"--{name} must be a positive multiple of {SIZE_MULTIPLE}, got {value}")
-        if (self.crop_height is None) != (self.crop_width is None):
-            found.append("--crop_height and --crop_width go together: give both or neither")
-        for name in ("crop_height", "crop_width"):
+        for name in ("height", "width", "crop_height", "crop_width"):
             value = getattr(self, name)
             if value is not None and (value <= 0 or value % SIZE_MULTIPLE):
                 found.append(f"--{name} must be a positive multiple of {SIZE_MULTIPLE}, got {value}")
+        if (self.crop_height is None) != (self.crop_width is None):
+            found.append("--crop_height and --crop_width go together: give both or neither")
         for name in ("epochs", "batch_size", "embedding_dim"):
             if getattr(self, name) < 1:
                 found.append(f"--{name} must be at least 1, got {getattr(self, name)}")
