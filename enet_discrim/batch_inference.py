@@ -11,7 +11,13 @@ or its tasks file `raw_file`, without the extension, "/" replaced by "_"; unique
 - `<name>_instances.png`: uint16 instance ids at the frame's size (0 = background);
 - `<name>_embedding.png` with `plots`: scatter plot of the embeddings coloured by cluster;
 - `predictions.json` (format "tusimple"): one TuSimple submission line per frame;
+- `culane_results/` (format "culane"): `<frame path relative to --indir>.lines.txt` per frame
+  (`.jpg` replaced), the layout CULane's evaluator reads;
 - `cityscapes_results/` (format "cityscapes"): `<name>.txt` + masks for the official evaluator.
+
+Lanes are sampled at rows of the frame's own height: a tasks file's `h_samples`, else TuSimple's
+rows scaled to the frame (`formats.tusimple.scaled_h_samples`) or CULane's every 10 rows from the
+bottom edge up (`formats.culane.sample_rows`).
 `save` picks the pictures. A clip's outputs: `run_video`.
 """
 
@@ -25,13 +31,17 @@ from absl import logging
 
 from enet_discrim import atomic, frame_pipeline, video, visualization
 from enet_discrim.formats import cityscapes as cityscapes_format
+from enet_discrim.formats import culane as culane_format
 from enet_discrim.formats import tusimple as tusimple_format
 from enet_discrim.formats.images import read_image
 # Public name of this module before the format had its own (kept for its callers).
 from enet_discrim.formats.tusimple import read_tasks  # noqa: F401
 
-FORMATS = ("tusimple", "cityscapes")
+FORMATS = ("tusimple", "culane", "cityscapes")
+#: The formats of lane results.
+LANE_FORMATS = ("tusimple", "culane")
 PREDICTIONS_FILE = "predictions.json"
+CULANE_RESULTS_DIR = "culane_results"
 CITYSCAPES_RESULTS_DIR = "cityscapes_results"
 STAGES = frame_pipeline.STAGES
 #: Pictures a run can write per frame (`save`): `<name>_overlay.png`, `<name>_instances.png`.
@@ -46,12 +56,23 @@ INSTANCES_PNG_PARAMS = ()
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """One frame to predict: its path, its output name, its TuSimple raw_file and rows."""
+    """One frame to predict: its path, its output name, its path as the results name it (a
+    TuSimple raw_file, a CULane list's frame), and the rows its lanes are sampled at (None: rows
+    of the result format at the frame's height, `lane_rows`)."""
 
     path: str
     name: str
     raw_file: str
-    h_samples: tuple = tusimple_format.H_SAMPLES
+    h_samples: tuple | None = None
+
+
+def lane_rows(job, output_format, frame_height):
+    """The rows a job's lanes are sampled at: its own, else the format's at the frame's height."""
+    if job.h_samples is not None:
+        return job.h_samples
+    if output_format == "culane":
+        return tuple(culane_format.sample_rows(frame_height))
+    return tuple(tusimple_format.scaled_h_samples(frame_height))
 
 
 def output_names(relative_paths):
@@ -94,7 +115,7 @@ def output_names(relative_paths):
     return names
 
 
-def list_jobs(indir, tusimple_tasks=None, exclude=()):
+def list_jobs(indir, tusimple_tasks=None, exclude=(), culane_list=None):
     """The frames to predict, in order, each with an output name unique in the run (`output_names`).
 
     Args:
@@ -108,14 +129,20 @@ def list_jobs(indir, tusimple_tasks=None, exclude=()):
             (`..`, an absolute path elsewhere, a symlink out) is refused.
         exclude: folders not searched, e.g. the run's outdir when it lies inside `indir`, so that
             earlier outputs are not taken for frames.
+        culane_list: optional CULane list file (as given, or relative to `indir`): exactly its
+            frames, in order, paths relative to `indir`; one that leaves `indir` is refused.
 
     Raises:
         ValueError: the folder is missing, or holds no file; the tasks file is missing, holds no
             task or has a bad line (`formats.tusimple.read_tasks`), or a raw_file outside `indir`
-            (`FILE:LINE: reason`).
+            (`FILE:LINE: reason`); the same for the CULane list.
     """
     if not os.path.isdir(indir):
         raise ValueError(f"--indir {indir!r} does not exist or is not a folder")
+    if tusimple_tasks and culane_list:
+        raise ValueError("--tusimple_tasks and --culane_list both name the frames: give one")
+    if culane_list:
+        return _culane_jobs(indir, culane_list)
     if tusimple_tasks:
         if not os.path.isfile(tusimple_tasks):
             raise ValueError(f"--tusimple_tasks {tusimple_tasks!r} does not exist or is not a file")
@@ -139,6 +166,26 @@ def list_jobs(indir, tusimple_tasks=None, exclude=()):
         raise ValueError(f"--indir {indir!r} holds no files")
     return [Job(os.path.join(indir, relative), name, relative)
             for relative, name in zip(relative_paths, output_names(relative_paths))]
+
+
+def _culane_jobs(indir, culane_list):
+    """The jobs of a CULane list's frames (`list_jobs`)."""
+    list_path = culane_format.find_list(indir, culane_list)
+    if not os.path.isfile(list_path):
+        raise ValueError(f"--culane_list {culane_list!r} does not exist or is not a file")
+    frames = []
+    for entry in culane_format.read_list(list_path):
+        try:
+            culane_format.resolve_frame(indir, entry.frame)
+        except ValueError:
+            raise ValueError(f"{list_path}:{entry.line_number}: frame {entry.frame!r} resolves "
+                             f"outside --indir {indir!r}, refused") from None
+        relative = entry.frame.lstrip("/")
+        frames.append((os.path.join(indir, relative), relative))
+    if not frames:
+        raise ValueError(f"--culane_list {list_path!r} holds no frame")
+    names = output_names([relative for _, relative in frames])
+    return [Job(path, name, relative) for (path, relative), name in zip(frames, names)]
 
 
 def _frame_files(indir, exclude):
@@ -268,7 +315,8 @@ def run(predictor, jobs, outdir, output_format="tusimple", plots=False, save=PIC
         predictor: `enet_discrim.predictor.Predictor`.
         jobs: `Job`s from `list_jobs`.
         outdir: output folder (created).
-        output_format: "tusimple" (`predictions.json`) or "cityscapes" (`cityscapes_results/`).
+        output_format: "tusimple" (`predictions.json`), "culane" (`culane_results/`) or
+            "cityscapes" (`cityscapes_results/`).
         plots: also write `<name>_embedding.png`.
         save: picture kinds to write, a subset of `PICTURES` ("overlay", "instances").
         pipelined: False decodes, predicts and writes one frame after the other.
@@ -277,7 +325,7 @@ def run(predictor, jobs, outdir, output_format="tusimple", plots=False, save=PIC
         dict: "processed" count, "skipped" list of "PATH: reason", "timings_ms" mean per stage
         (`STAGES`) and "total" (their sum: a frame's work, whichever thread did it), "wall_s" and
         "frames_per_second" (wall clock), "predictions" path (tusimple) or "results_dir"
-        (cityscapes).
+        (culane, cityscapes).
 
     Raises:
         ValueError: a bad argument, before any work; a file that cannot be written (naming it),
@@ -291,28 +339,33 @@ def run(predictor, jobs, outdir, output_format="tusimple", plots=False, save=PIC
     if shared:
         raise ValueError(f"several frames would write the outputs named {shared[0]!r}: give each "
                          "job its own name (list_jobs does)")
-    if output_format == "tusimple" and not predictor.is_lanes:
-        raise ValueError("--format tusimple needs a lane model (its config.json says dataset "
-                         f"{predictor.config['dataset']!r})")
+    if output_format in LANE_FORMATS and not predictor.is_lanes:
+        raise ValueError(f"--format {output_format} needs a lane model (its config.json says "
+                         f"dataset {predictor.config['dataset']!r})")
     _prepare_outdir(outdir)
     predictions_path = os.path.join(outdir, PREDICTIONS_FILE)
-    results_dir = os.path.join(outdir, CITYSCAPES_RESULTS_DIR)
+    results_dir = os.path.join(outdir, CULANE_RESULTS_DIR if output_format == "culane"
+                               else CITYSCAPES_RESULTS_DIR)
     write_pictures, write_plot = _picture_writer(predictor, outdir, save, plots)
     lines = []
 
     def add_line(predicted):
         job = predicted.item
         lines.append(tusimple_format.format_line(job.raw_file, predicted.prediction.lanes,
-                                                 job.h_samples, predicted.run_time_ms))
+                                                 predicted.prediction.h_samples,
+                                                 predicted.run_time_ms))
 
     def write(predicted):
         write_pictures(predicted.item.name, predicted.image, predicted.prediction)
         if output_format == "cityscapes":
             _write_cityscapes(results_dir, predicted.item, predicted.prediction)
+        elif output_format == "culane":
+            _write_culane(results_dir, predicted.item, predicted.prediction)
 
     stats = frame_pipeline.run_stream(
         _decode_files(jobs),
-        lambda image, job: predictor.predict(image, h_samples=job.h_samples),
+        lambda image, job: predictor.predict(
+            image, h_samples=lane_rows(job, output_format, image.shape[0])),
         write=write,
         # Matplotlib figures are drawn in one thread.
         write_in_order=(lambda predicted: write_plot(predicted.item.name, predicted.prediction))
@@ -324,9 +377,10 @@ def run(predictor, jobs, outdir, output_format="tusimple", plots=False, save=PIC
     if output_format == "tusimple" and stats.processed:
         atomic.write_text(predictions_path, "\n".join(lines) + "\n")
     summary = _summary(stats)
-    summary["predictions" if output_format == "tusimple" else "results_dir"] = (
-        predictions_path if output_format == "tusimple" else results_dir
-    )
+    if output_format == "tusimple":
+        summary["predictions"] = predictions_path
+    else:
+        summary["results_dir"] = results_dir
     return summary
 
 
@@ -443,6 +497,20 @@ def format_summary(summary):
                      f"({1000 / summary['frames_per_second']:.1f} ms per frame).")
     lines += [f"  skipped {reason}" for reason in summary["skipped"]]
     return "\n".join(lines)
+
+
+def _write_culane(results_dir, job, prediction):
+    """Writes the frame's lanes as `<its path with .lines.txt>` under `results_dir`, points from
+    each lane's bottom row up; a frame without lanes gets an empty file. Lanes of one point are
+    left out: CULane's metric can match no lane of fewer than 2 points."""
+    lanes = [lane for lane in culane_format.lanes_from_rows(prediction.lanes, prediction.h_samples)
+             if len(lane) >= 2]
+    path = os.path.join(results_dir, culane_format.lanes_path(job.raw_file))
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        atomic.write_text(path, culane_format.format_lanes(lanes))
+    except OSError as error:
+        raise ValueError(f"{path}: cannot write ({error.strerror or error})") from None
 
 
 def _write_cityscapes(results_dir, job, prediction):

@@ -34,6 +34,7 @@ import tensorflow as tf
 from absl import logging
 
 from enet_discrim import atomic, model_dir
+from enet_discrim.formats import LANE_DATASETS
 
 FORMATS = ("saved_model", "tflite")
 QUANTIZE_MODES = ("none", "float16", "int8")
@@ -73,7 +74,7 @@ def calibration_images(dataset, height, width, count, seed=CALIBRATION_SEED):
 
     for index in range(count):
         rng = np.random.default_rng([seed, index])
-        if dataset == "tusimple":
+        if dataset in LANE_DATASETS:
             image_bgr = tusimple.render_frame(rng)[0]
         else:
             image_bgr = cityscapes.render_sample(rng)[0]

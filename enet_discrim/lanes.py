@@ -170,7 +170,8 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
     Args:
         instance_map: int [h, w] network-resolution instance map, 0 background, > 0 instances.
         frame_height, frame_width: size of the original frame (e.g. 720, 1280).
-        h_samples: frame rows to sample, e.g. TuSimple's 160..710 step 10.
+        h_samples: frame rows to sample, e.g. TuSimple's 160..710 step 10, or CULane's 590, 580,
+            ... (`frame_height` itself is the frame's bottom edge).
         degree: highest polynomial degree (>= 1).
         min_points: fewest covered map rows for a lane.
         top_trim: map rows (>= 0, may be fractional) dropped from the upper end of each lane.
@@ -201,6 +202,9 @@ def fit_lanes(instance_map, frame_height, frame_width, h_samples=TUSIMPLE_H_SAMP
     sample_rows = np.asarray(h_samples, dtype=np.float64)
     # The map row each sample row falls in (map row i covers frame rows [i * s - 0.5, (i + 1) * s - 0.5)).
     sample_map_rows = np.floor((sample_rows + 0.5) / scale_y).astype(np.int64)
+    # The frame's bottom edge, row `frame_height` (where CULane's labels end), belongs to its last
+    # row: half a pixel below that row's pixel centres.
+    sample_map_rows[sample_rows == frame_height] = map_height - 1
     in_map = (sample_map_rows >= 0) & (sample_map_rows < map_height)
     # Where each sample row lies in map pixel-centre coordinates (map row i spans [i - 0.5, i + 0.5)).
     sample_map_position = (sample_rows + 0.5) / scale_y - 0.5

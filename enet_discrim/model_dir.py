@@ -22,6 +22,7 @@ import zipfile
 
 from enet_discrim import atomic
 from enet_discrim.cli import support
+from enet_discrim.formats import DATASETS, LANE_DATASETS
 from enet_discrim.lanes import LANE_MODELS
 from enet_discrim.losses import discriminative
 
@@ -29,7 +30,6 @@ MODEL_FILE = "model.keras"
 #: The converted network that `enet_discrim.export --format tflite` writes beside config.json.
 TFLITE_FILE = "model.tflite"
 CONFIG_FILE = "config.json"
-DATASETS = ("tusimple", "cityscapes")
 #: The TuSimple class ids: 0 background, 1 lane.
 TUSIMPLE_THING_CLASSES = (1,)
 #: Lane post-processing written for a newly trained TuSimple model; chosen on real frames (see
@@ -50,7 +50,8 @@ class InferenceSettings:
     """What inference needs to run a model and turn its outputs into instances and lanes.
 
     Attributes:
-        dataset: "tusimple" (lanes) or "cityscapes".
+        dataset: "tusimple" or "culane" (lanes, results in that dataset's format by default), or
+            "cityscapes".
         height, width: the network input size (multiples of 8).
         num_classes: semantic classes of the model.
         embedding_dim: size of the pixel embedding.
@@ -162,7 +163,7 @@ class InferenceSettings:
                           lane_top_trim=0.0):
         """The settings training writes beside a model: the mean-shift bandwidth from the margins,
         and for lanes the post-processing defaults below (LANE_*)."""
-        lanes = dataset == "tusimple"
+        lanes = dataset in LANE_DATASETS
         if thing_train_ids is None:
             thing_train_ids = TUSIMPLE_THING_CLASSES if lanes else ()
         return cls(

@@ -16,9 +16,9 @@ import tensorflow as tf
 from absl import logging
 
 from enet_discrim import clustering, lanes, model_dir
-from enet_discrim.formats import images
+from enet_discrim.formats import LANE_DATASETS, images
 from enet_discrim.formats.images import read_image as read_rgb  # noqa: F401  (public name kept)
-from enet_discrim.formats.tusimple import H_SAMPLES
+from enet_discrim.formats.tusimple import scaled_h_samples
 from enet_discrim.model import frame_function
 from enet_discrim.model_dir import CONFIG_FILE, MODEL_FILE  # noqa: F401  (public names kept)
 
@@ -37,7 +37,8 @@ class Prediction:
         instance_classes: int32 [K], the class (train id) of instance k at index k - 1.
         frame_size: (height, width) of the original frame.
         timings_ms: {"network", "clustering", "postprocessing"} for this frame.
-        lanes: TuSimple lanes (x per h_sample, -2 absent) when lanes were fitted, else None.
+        lanes: lanes as x per row of `h_samples` (-2 absent) when lanes were fitted, else None.
+        h_samples: the frame rows the lanes were sampled at (None without lanes).
     """
 
     semantic_probabilities: np.ndarray
@@ -47,6 +48,7 @@ class Prediction:
     frame_size: tuple
     timings_ms: dict
     lanes: list | None = None
+    h_samples: tuple | None = None
 
     def instances_at_frame_size(self):
         """uint16 [H, W] instance ids at the original frame's size (`formats.images.resize_labels`:
@@ -136,7 +138,7 @@ class Predictor:
         area_ratio = self.height * self.width / (256 * 512)
         self.min_pixels = min_pixels or max(10, round(MIN_PIXELS_AT_256X512 * area_ratio))
         self.thing_classes = list(self.settings.thing_train_ids)
-        self.is_lanes = self.settings.dataset == "tusimple"
+        self.is_lanes = self.settings.dataset in LANE_DATASETS
         if threads is not None and not is_tflite:
             logging.warning("threads=%s applies to a model.tflite folder only; ignored", threads)
         if jit_compile and is_tflite:
@@ -159,9 +161,17 @@ class Predictor:
         """The settings as the dict of `config.json`."""
         return self.settings.to_dict()
 
-    def predict(self, image_rgb, h_samples=H_SAMPLES):
-        """Instances (and lanes, for a lane model) of one uint8 RGB frame of any size."""
+    def predict(self, image_rgb, h_samples=None):
+        """Instances (and lanes, for a lane model) of one uint8 RGB frame of any size.
+
+        Args:
+            image_rgb: uint8 [H, W, 3].
+            h_samples: the frame rows lanes are sampled at; default TuSimple's rows scaled to the
+                frame's height (`formats.tusimple.scaled_h_samples`: 160..710 at 720 rows).
+        """
         frame_height, frame_width = image_rgb.shape[:2]
+        if h_samples is None:
+            h_samples = scaled_h_samples(frame_height)
         start = time.perf_counter()
         resized = network_input(image_rgb, self.height, self.width)
         probabilities, embeddings = self._frame(resized[None].astype(np.float32))
@@ -193,4 +203,5 @@ class Predictor:
                 "postprocessing": 1000 * (done - clustering_done),
             },
             lanes=fitted,
+            h_samples=tuple(h_samples) if self.is_lanes else None,
         )

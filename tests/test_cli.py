@@ -102,16 +102,20 @@ def test_model_show_prints_the_settings_of_trained_model(capsys):
     assert {key: shown.get(key) for key in written} == written
 
 
-@pytest.mark.parametrize("command", ["export", "eval cityscapes"])
-def test_help_of_a_command_is_its_own(command, capsys):
+@pytest.mark.parametrize("command, flag", [("export", "--format"), ("eval cityscapes", "--results"),
+                                           ("eval culane", "--split_lists"),
+                                           ("convert culane", "--val_fraction")])
+def test_help_of_a_command_is_its_own(command, flag, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(command.split() + ["--help"])
     assert exit_.value.code == 0
-    assert {"export": "--format", "eval cityscapes": "--results"}[command] in capsys.readouterr().out
+    assert flag in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("command", ["eval tusimple MISSING GT", "model show MISSING", "label-stats BAD",
                                      "convert tusimple --srcdir MISSING --outdir OUT",
+                                     "convert culane --srcdir MISSING --outdir OUT",
+                                     "eval culane --annotations MISSING --predictions OUT --list BAD",
                                      "benchmark --modeldir MISSING"])
 def test_bad_input_is_the_same_one_line_error_and_exit_2_in_every_command(command, tmp_path, capsys):
     gt = _write_lines(tmp_path / "gt.json", [{"raw_file": "a.jpg", "lanes": [], "h_samples": H_SAMPLES}])

@@ -13,6 +13,8 @@ import pytest
 import tensorflow as tf
 
 from enet_discrim import atomic, batch_inference, frame_pipeline, lanes, model_dir, visualization
+from enet_discrim.evaluation import culane as culane_metric
+from enet_discrim.formats import culane as culane_format
 from enet_discrim.formats.tusimple import H_SAMPLES
 from enet_discrim.model import ENet
 from enet_discrim.model_dir import InferenceSettings
@@ -132,6 +134,10 @@ def test_two_lanes_come_out_in_frame_coordinates(two_lane_predictor):
         assert lane[:2] == [-2, -2]
         assert all(abs(x - columns.mean()) <= 0.5 for x in lane[2:]), lane
     assert set(prediction.timings_ms) == {"network", "clustering", "postprocessing"}
+    assert prediction.h_samples == tuple(H_SAMPLES)
+    # A frame of another height: TuSimple's rows at the same share of it, not 160..710.
+    half = two_lane_predictor.predict(np.zeros((360, 640, 3), np.uint8))
+    assert half.h_samples == tuple(range(80, 356, 5)) and len(half.lanes[0]) == 56
 
 
 def test_pixels_below_min_confidence_are_not_clustered(modeldir):
@@ -221,7 +227,10 @@ def test_run_writes_pictures_instances_and_tusimple_lines(two_lane_predictor, tm
         assert os.path.exists(tmp_path / "out" / f"{name}_embedding.png")
     lines = [json.loads(line) for line in open(summary["predictions"])]
     assert [line["raw_file"] for line in lines] == ["frame0.jpg", "frame1.jpg"]
-    assert all(len(lane) == 56 for line in lines for lane in line["lanes"])
+    # Each frame's lanes at TuSimple's rows scaled to its own height (160..710 of 720).
+    assert [line["h_samples"] for line in lines] == [list(range(16, 72)),
+                                                     [round(row / 8) for row in H_SAMPLES]]
+    assert all(len(lane) == len(line["h_samples"]) for line in lines for lane in line["lanes"])
     assert all(isinstance(line["run_time"], (int, float)) and line["run_time"] > 0 for line in lines)
 
 
@@ -259,6 +268,68 @@ def test_tusimple_tasks_are_predicted_in_order_at_their_own_rows(two_lane_predic
     assert [line["raw_file"] for line in lines] == ["clips/b/frame0.jpg", "clips/a/frame0.jpg"]
     assert [len(line["lanes"][0]) for line in lines] == [len(rows[0]), len(rows[1])]
     assert os.path.exists(tmp_path / "out" / "clips_b_frame0_overlay.png")
+
+
+def _culane_lanes_expected(frame_height, frame_width):
+    """TwoLaneNetwork's lanes in a frame's pixels, as CULane's files list them: x the mean of the
+    frame columns each covers (map columns 10-13 and 40-43), a point every 10 rows from the
+    frame's bottom edge up to the last row whose centre lies inside map row 8, where they start."""
+    scale_x, scale_y = frame_width / WIDTH, frame_height / HEIGHT
+    rows = [row for row in culane_format.sample_rows(frame_height)
+            if (row + 0.5) / scale_y - 0.5 >= 7.5]
+    return [[((column + 0.5) * scale_x - 0.5, row) for row in rows] for column in (11.5, 41.5)]
+
+
+@pytest.mark.parametrize("size", [(590, 1640), (200, 300)])
+def test_culane_format_writes_lane_files_in_the_frames_layout(tmp_path, size):
+    # The polynomial lane model: the hyperbola's horizon may fall inside the lanes' top map row,
+    # and these vertical lanes leave it free to.
+    predictor = Predictor(TwoLaneNetwork(), min_pixels=10,
+                          settings=LANE_SETTINGS.replace(lane_model="polynomial"))
+    frame_height, frame_width = size
+    indir = tmp_path / "in" / "driver_1" / "c.MP4"
+    indir.mkdir(parents=True)
+    cv2.imwrite(str(indir / "00000.jpg"), np.zeros((frame_height, frame_width, 3), np.uint8))
+    jobs = batch_inference.list_jobs(str(tmp_path / "in"))
+    summary = batch_inference.run(predictor, jobs, str(tmp_path / "out"), output_format="culane",
+                                  save=())
+    assert summary["results_dir"] == str(tmp_path / "out" / "culane_results")
+    written = tmp_path / "out" / "culane_results" / "driver_1" / "c.MP4" / "00000.lines.txt"
+    lanes_found = culane_format.read_lanes(str(written))
+    expected = _culane_lanes_expected(frame_height, frame_width)
+    assert len(lanes_found) == 2
+    for lane, wanted in zip(lanes_found, expected):
+        assert [y for _, y in lane] == [y for _, y in wanted]  # bottom edge first, every 10 rows
+        assert lane[0][1] == frame_height
+        assert all(abs(x - wanted_x) <= 0.5 for (x, _), (wanted_x, _) in zip(lane, wanted))
+    # The official metric finds both lanes, drawn where they are.
+    labels = [[(round(x), y) for x, y in lane] for lane in expected]
+    counts, _ = culane_metric.count_frame(labels, lanes_found)
+    assert (counts.tp, counts.fp, counts.fn) == (2, 0, 0)
+
+
+def test_culane_lists_name_the_frames_and_their_result_files(two_lane_predictor, tmp_path):
+    root = tmp_path / "culane"
+    for frame in ("d/b.MP4/00030.jpg", "d/a.MP4/00000.jpg", "d/a.MP4/00060.jpg"):
+        (root / frame).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / frame), np.zeros((59, 164, 3), np.uint8))
+    (root / "list").mkdir()
+    (root / "list" / "test.txt").write_text("/d/b.MP4/00030.jpg\n/d/a.MP4/00000.jpg\n")
+    jobs = batch_inference.list_jobs(str(root), culane_list="list/test.txt")
+    assert [job.raw_file for job in jobs] == ["d/b.MP4/00030.jpg", "d/a.MP4/00000.jpg"]
+    batch_inference.run(two_lane_predictor, jobs, str(tmp_path / "out"), output_format="culane",
+                        save=())
+    results = tmp_path / "out" / "culane_results" / "d"
+    assert sorted(str(path.relative_to(results)) for path in results.rglob("*.lines.txt")) == [
+        "a.MP4/00000.lines.txt", "b.MP4/00030.lines.txt"]
+    (root / "list" / "escape.txt").write_text("/d/a.MP4/00000.jpg\n/../outside.jpg\n")
+    with pytest.raises(ValueError, match=r"escape.txt:2: frame '/../outside.jpg' resolves outside "
+                                         r"--indir .*, refused$"):
+        batch_inference.list_jobs(str(root), culane_list=str(root / "list" / "escape.txt"))
+    with pytest.raises(ValueError, match="--tusimple_tasks and --culane_list both name the frames"):
+        batch_inference.list_jobs(str(root), "tasks.json", culane_list="list/test.txt")
+    with pytest.raises(ValueError, match=r"--culane_list 'list/nope.txt' does not exist"):
+        batch_inference.list_jobs(str(root), culane_list="list/nope.txt")
 
 
 @pytest.mark.slow

@@ -30,6 +30,8 @@ The table (or, with `--json`, one JSON object with these keys):
 - "tflite": {"float32", "float16", "int8"}, each {"ms", "frames_per_s", "megabytes", "export_s"}:
   the 256 x 512 network exported to TFLite (`python -m enet_discrim.export --format tflite
   --quantize none|float16|int8`) and run as the predictor runs it, batch 1;
+- "culane_metric": {"frames", "ms_per_1000_frames": {"1_process", "all_cpus"}, ...}: our CULane
+  metric on 1,000 CULane-like frames (`benchmark.culane_metric`);
 - "peak_memory_mb": the process's peak resident memory.
 """
 
@@ -52,7 +54,7 @@ import numpy as np
 import tensorflow as tf
 
 from enet_discrim import batch_inference, model_dir
-from enet_discrim.benchmark import clustering, loss, network, pipeline, tflite
+from enet_discrim.benchmark import clustering, culane_metric, loss, network, pipeline, tflite
 from enet_discrim.benchmark.timing import median_seconds
 from enet_discrim.data.synthetic import tusimple as synthetic_tusimple
 from enet_discrim.model import ENet
@@ -172,6 +174,7 @@ def run_all(modeldir=None, frames_dir=None):
         results["tflite"] = tflite.run(random_model, scratch)
         if modeldir and os.path.isfile(os.path.join(modeldir, model_dir.MODEL_FILE)):
             results["inference_shipped_model"] = inference_speed(modeldir, frames, os.path.join(scratch, "out2"))
+    results["culane_metric"] = culane_metric.run()
     results["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return results
 
@@ -232,6 +235,10 @@ def format_table(results):
     for precision, figures in results.get("tflite", {}).items():
         rows.append((f"TFLite network, batch 1, 256x512, {precision}",
                      f"{figures['ms']:.1f} ms ({figures['frames_per_s']:.1f} fps), {figures['megabytes']:.1f} MB"))
+    if "culane_metric" in results:
+        per_1000 = results["culane_metric"]["ms_per_1000_frames"]
+        rows.append(("CULane metric per 1,000 frames (one process, all CPUs)",
+                     f"{per_1000['1_process'] / 1000:.1f} s, {per_1000['all_cpus'] / 1000:.1f} s"))
     rows.append(("Peak memory (process RSS)", f"{results['peak_memory_mb']:.0f} MB"))
     machine = results["machine"]
     header = (f"Machine: {machine['cpus']} CPUs, {machine['gpus']} GPUs, TensorFlow {machine['tensorflow']}, "

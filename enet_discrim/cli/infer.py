@@ -4,8 +4,9 @@
     enet-discrim infer --modeldir trained_model --video CLIP.mp4 --outdir OUT
 
 A folder: writes `<name>_overlay.png` and `<name>_instances.png` per frame to --outdir (--save
-picks them), plus `predictions.json` (TuSimple submission format) or `cityscapes_results/`
-(--format cityscapes). A video: `CLIP_overlay.mp4` (every frame, instances and lanes drawn, at the
+picks them), plus `predictions.json` (TuSimple submission format), `culane_results/` (--format
+culane: a `.lines.txt` per frame, in the frames' layout) or `cityscapes_results/` (--format
+cityscapes). A video: `CLIP_overlay.mp4` (every frame, instances and lanes drawn, at the
 clip's size and frame rate) and `CLIP.json` (one line per frame: frame, lanes, h_samples,
 run_time). Frames are decoded ahead of the network and written behind it; a per-stage timing
 summary with the wall-clock frame rate is printed at the end.
@@ -33,9 +34,14 @@ flags.DEFINE_float("min_confidence", None,
                    "Class probability a pixel needs to join an instance; default: the model's config.json.")
 flags.DEFINE_enum("lane_model", None, list(LANE_MODELS),
                   "How lanes are fitted (enet_discrim.lanes.fit_lanes); default: the model's config.json.")
-flags.DEFINE_enum("format", None, ["tusimple", "cityscapes"], "Result format; default: the model's dataset.")
+flags.DEFINE_enum("format", None, ["tusimple", "culane", "cityscapes"],
+                  "Result format: predictions.json (tusimple), culane_results/ (culane) or "
+                  "cityscapes_results/; default: culane with --culane_list, else the model's dataset.")
 flags.DEFINE_string("tusimple_tasks", None,
                     "A TuSimple test_tasks/label file: predict exactly its frames (raw_file relative to --indir).")
+flags.DEFINE_string("culane_list", None,
+                    "A CULane list file (list/test.txt; as given or relative to --indir): predict exactly its "
+                    "frames (paths relative to --indir), in CULane's format.")
 flags.DEFINE_bool("plots", False, "Also write an embedding scatter plot per frame.")
 flags.DEFINE_integer("threads", None, "TFLite interpreter threads, for a --modeldir that holds model.tflite; "
                      "default: TFLite's choice.", lower_bound=1)
@@ -84,14 +90,21 @@ def main(argv):
         save = batch_inference.check_save(chosen)
         model_dir.check_folder(FLAGS.modeldir)  # before the frames: a wrong folder is the likelier slip
         if FLAGS.video is not None:
-            given = [name for name in ("indir", "tusimple_tasks", "format") if FLAGS[name].present]
+            given = [name for name in ("indir", "tusimple_tasks", "culane_list", "format")
+                     if FLAGS[name].present]
             if given:
                 raise ValueError(f"--video runs on a clip: --{given[0]} does not apply to it")
             capture, clip = video.open_clip(FLAGS.video)  # a clip that cannot be read fails first
             capture.release()
             frame_count = clip.frame_count or None
         else:
-            jobs = batch_inference.list_jobs(FLAGS.indir, FLAGS.tusimple_tasks, exclude=[FLAGS.outdir])
+            output_format = FLAGS.format or ("culane" if FLAGS.culane_list else None)
+            if FLAGS.culane_list and output_format != "culane":
+                raise ValueError(f"--culane_list writes CULane's format, not --format {output_format}")
+            if FLAGS.tusimple_tasks and output_format not in (None, "tusimple"):
+                raise ValueError(f"--tusimple_tasks writes TuSimple's format, not --format {output_format}")
+            jobs = batch_inference.list_jobs(FLAGS.indir, FLAGS.tusimple_tasks, exclude=[FLAGS.outdir],
+                                             culane_list=FLAGS.culane_list)
             frame_count = len(jobs)
         predictor = Predictor(FLAGS.modeldir, bandwidth=FLAGS.bandwidth, min_confidence=FLAGS.min_confidence,
                               lane_model=FLAGS.lane_model, threads=FLAGS.threads,
@@ -104,7 +117,7 @@ def main(argv):
                 predictor,
                 jobs,
                 FLAGS.outdir,
-                output_format=FLAGS.format or predictor.config["dataset"],
+                output_format=output_format or predictor.config["dataset"],
                 plots=FLAGS.plots,
                 save=save,
                 pipelined=FLAGS.pipelined,

@@ -14,6 +14,8 @@ cpu_feature_guard, absl pre-initialisation) to stderr when it is imported; `quie
 it with those lines held back unless `--verbose` is among the arguments.
 """
 
+import argparse
+import difflib
 import os
 import re
 import sys
@@ -193,3 +195,18 @@ def run_absl_command(main, flags_module, argv=None):
             sys.exit(report_error(error))
 
     app.run(main, argv=argv, flags_parser=parse)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse as every command reports: a bad flag is one `error: PROG: message` line, exit
+    `EXIT_BAD_INPUT`, with the nearest known flag for a mistyped one (argparse prints its usage
+    first, over several lines)."""
+
+    def error(self, message):
+        match = re.match(r"unrecognized arguments: (\S+)", message)
+        if match and match[1].startswith("-"):
+            known = [option for action in self._actions for option in action.option_strings]
+            close = difflib.get_close_matches(match[1].split("=")[0], known, n=1)
+            if close:
+                message += f" (did you mean {close[0]}?)"
+        sys.exit(report_error(f"{self.prog}: {message}"))

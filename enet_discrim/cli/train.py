@@ -13,6 +13,7 @@ Importing this module defines the flags in absl's global `flags.FLAGS`; `run` pa
 from absl import flags, logging
 
 from enet_discrim.cli import support
+from enet_discrim.formats import DATASETS
 from enet_discrim.losses import discriminative
 
 flags.DEFINE_string("srcdir", "data", "TFRecords (train-*/val-* shards) or a raw dataset folder.")
@@ -25,7 +26,9 @@ flags.DEFINE_float("dist", discriminative.DIST_WEIGHT, "Weight of the distance (
 flags.DEFINE_float("reg", discriminative.REG_WEIGHT, "Weight of the regularization term.")
 flags.DEFINE_float("dvar", discriminative.DELTA_V, "Variance margin delta_v.")
 flags.DEFINE_float("ddist", discriminative.DELTA_D, "Distance margin delta_d.")
-flags.DEFINE_enum("dataset", "tusimple", ["tusimple", "cityscapes"], "Dataset in --srcdir.")
+flags.DEFINE_enum("dataset", "tusimple", list(DATASETS),
+                  "Dataset in --srcdir; the lane datasets (tusimple, culane) read each other's records and "
+                  "differ only in the format a model's results are written in by default.")
 flags.DEFINE_integer("batch_size", 8, "Global batch size (over all replicas).")
 flags.DEFINE_float("learning_rate", 5e-4, "Adam learning rate.")
 flags.DEFINE_integer("height", 256, "Training height, a multiple of 8.")

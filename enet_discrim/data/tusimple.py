@@ -17,12 +17,10 @@ points; semantic is 1 on every lane pixel and 0 elsewhere.
 """
 import argparse
 import fnmatch
-import hashlib
 import os
 import sys
 
 from absl import logging
-import cv2
 import numpy as np
 
 from enet_discrim.cli import support
@@ -39,15 +37,15 @@ from enet_discrim.formats.tusimple import resolve_raw_file as resolve_inside  # 
 if __name__ == "__main__":  # `python -m`: before schema imports TensorFlow, which logs as it loads
     support.quiet_startup(sys.argv[1:])
 
+from enet_discrim.data import lane_labels
 from enet_discrim.data import schema
 from enet_discrim.data import writer
+# Names of this module before lane records had their own (kept for their callers).
+from enet_discrim.data.writer import split_of  # noqa: E402
+from enet_discrim.data.lane_labels import CLASS_NAMES, IMAGE_FORMAT, JPEG_QUALITY  # noqa: E402,F401
+from enet_discrim.data.lane_labels import lane_thickness  # noqa: E402,F401
 
 LABEL_FILE_PATTERNS = ("label_data_*.json", "test_label.json")
-CLASS_NAMES = ("background", "lane")
-IMAGE_FORMAT = "jpeg"
-JPEG_QUALITY = 95
-# Fixed sub-pixel precision of the polyline vertices (cv2 `shift`): 4 bits = 1/16 pixel.
-_SUBPIXEL_BITS = 4
 
 
 def find_label_files(srcdir):
@@ -73,18 +71,8 @@ def is_tusimple_root(path):
     return os.path.isdir(path) and bool(find_label_files(path))
 
 
-def lane_thickness(width):
-    """Line thickness in pixels for lanes drawn on a label `width` pixels wide.
-
-    max(2, round(width / 128)) gives 4 px at 512 wide, i.e. 10 px in a 1280-wide TuSimple frame:
-    about the width of a painted marking near the camera, and still >= 1 px after the network's
-    2x and the evaluation's downsampling, so thin far-away lane ends are not lost.
-    """
-    return max(2, round(width / 128))
-
-
 def render_lanes(lanes, h_samples, source_size, target_size, thickness=None):
-    """Draws TuSimple lanes as instance and semantic label maps.
+    """Draws TuSimple lanes as instance and semantic label maps (`lane_labels.draw_lanes`).
 
     Args:
         lanes: list of K lanes, each a list of x coordinates (one per row of h_samples; x < 0 = no
@@ -98,41 +86,13 @@ def render_lanes(lanes, h_samples, source_size, target_size, thickness=None):
         (semantic uint8 [H, W] with 0 background / 1 lane, instance uint16 [H, W] with 0 = none and
         1..K for the non-empty lanes in order; a later lane overwrites an earlier one).
     """
-    source_height, source_width = source_size
-    height, width = target_size
-    if thickness is None:
-        thickness = lane_thickness(width)
-    scale_x, scale_y = width / source_width, height / source_height
-    instance = np.zeros((height, width), np.uint16)
-    next_id = 1
     ys = np.asarray(h_samples, np.float64)
+    points = []
     for lane in lanes:
         xs = np.asarray(lane, np.float64)
         valid = xs >= 0
-        if not valid.any():
-            continue
-        # Pixel centres map onto pixel centres: (x + 0.5) * scale - 0.5.
-        points = np.stack([(xs[valid] + 0.5) * scale_x - 0.5, (ys[valid] + 0.5) * scale_y - 0.5], axis=1)
-        if len(points) == 1:
-            points = np.concatenate([points, points])  # cv2.polylines draws nothing for one vertex.
-        fixed_point = np.round(points * (1 << _SUBPIXEL_BITS)).astype(np.int32)
-        cv2.polylines(instance, [fixed_point], isClosed=False, color=next_id, thickness=thickness,
-                      lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
-        next_id += 1
-    semantic = (instance > 0).astype(np.uint8)
-    return semantic, instance
-
-
-def split_of(filename, val_fraction):
-    """"train" or "val" for a frame, from a hash of its name: stable whatever the order of frames.
-
-    Args:
-        filename: the frame's path relative to the dataset root.
-        val_fraction: the expected fraction of frames going to "val", 0..1.
-    """
-    digest = hashlib.sha1(filename.encode("utf-8")).digest()
-    position = int.from_bytes(digest[:8], "big") / 2.0 ** 64
-    return "val" if position < val_fraction else "train"
+        points.append(np.stack([xs[valid], ys[valid]], axis=1))
+    return lane_labels.draw_lanes(points, source_size, target_size, thickness)
 
 
 def parse_label_line(line):
@@ -266,19 +226,7 @@ def convert(srcdir, outdir, height=256, width=512, val_fraction=0.1, strict=Fals
         frames, lambda payload: build_example(payload, height, width), outdir, ("train", "val"),
         problems=problems, strict=strict, shard_size=shard_size, num_workers=num_workers,
         description="TuSimple")
-    info = {
-        "dataset": "tusimple",
-        "num_classes": len(CLASS_NAMES),
-        "class_names": list(CLASS_NAMES),
-        "ignore_label": schema.IGNORE_LABEL,
-        "height": height,
-        "width": width,
-        "counts": summary["counts"],
-        "skipped": len(summary["skipped"]),
-        "image_format": IMAGE_FORMAT,
-        "lane_thickness": lane_thickness(width),
-    }
-    writer.write_json_atomic(os.path.join(outdir, "dataset_info.json"), info)
+    lane_labels.write_dataset_info(outdir, "tusimple", height, width, summary)
     return summary
 
 

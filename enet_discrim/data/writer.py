@@ -15,6 +15,7 @@ it, once its process is gone. A run that converts no frame at all is an error an
 """
 import concurrent.futures
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -94,6 +95,18 @@ class Frame:
 
 #: What a converter writes beside its shards: dataset, size, classes and per-split counts.
 DATASET_INFO_FILE = "dataset_info.json"
+
+
+def split_of(filename, val_fraction):
+    """"train" or "val" for a frame, from a hash of its name: stable whatever the order of frames.
+
+    Args:
+        filename: the frame's path relative to the dataset root.
+        val_fraction: the expected fraction of frames going to "val", 0..1.
+    """
+    digest = hashlib.sha1(filename.encode("utf-8")).digest()
+    position = int.from_bytes(digest[:8], "big") / 2.0 ** 64
+    return "val" if position < val_fraction else "train"
 
 
 def shard_name(split, index, num_shards):

@@ -26,7 +26,8 @@ truth's rows. Values in messages are shown as JSON writes them (NaN, "text", tru
 import collections
 import json
 import math
-import os
+
+from enet_discrim.formats import paths
 
 #: Size of TuSimple's frames.
 FRAME_HEIGHT = 720
@@ -186,28 +187,13 @@ def read_tasks(path):
 
 
 def resolve_raw_file(root, folder, raw_file):
-    """Resolves a raw_file against the folder of its label (or tasks) file and checks that the
-    result lies inside the dataset root. Only path arithmetic and symlink resolution happen here;
-    no file is opened.
-
-    Args:
-        root: the dataset root.
-        folder: the folder `raw_file` is relative to.
-        raw_file: the path from the file (may be absolute, contain "..", or hit a symlink).
-
-    Returns:
-        (resolved absolute path, path relative to the resolved root, "/"-separated).
+    """Resolves a raw_file against the folder of its label (or tasks) file inside the dataset
+    root (`formats.paths.resolve_inside`): (absolute path, path relative to the root).
 
     Raises:
         ValueError: the path contains a NUL byte or resolves outside `root`.
     """
-    if "\0" in raw_file:
-        raise ValueError(f"raw_file {raw_file!r} contains a NUL byte")
-    real_root = os.path.realpath(root)
-    resolved = os.path.realpath(os.path.join(folder, raw_file))
-    if os.path.commonpath([real_root, resolved]) != real_root:
-        raise ValueError(f"raw_file {raw_file!r} resolves outside the dataset root, refused")
-    return resolved, os.path.relpath(resolved, real_root).replace(os.sep, "/")
+    return paths.resolve_inside(root, folder, raw_file, "raw_file")
 
 
 # --- Checking. Each check raises ValueError with the reason, without the place.

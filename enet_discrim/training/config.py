@@ -5,7 +5,7 @@ import json
 import os
 
 from enet_discrim import atomic
-from enet_discrim.data.records import DATASETS
+from enet_discrim.formats import DATASETS
 from enet_discrim.losses import discriminative
 from enet_discrim.model import SIZE_MULTIPLE
 from enet_discrim.training.distribution import STRATEGIES

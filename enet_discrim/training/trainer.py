@@ -24,6 +24,7 @@ from enet_discrim import model_dir
 from enet_discrim.data import records
 from enet_discrim.data import tusimple as tusimple_data
 from enet_discrim.data.pipeline import check_records, has_shards
+from enet_discrim.formats import LANE_DATASETS
 from enet_discrim.losses import class_weights_from_counts
 from enet_discrim.model import ENet
 from enet_discrim.training import summaries
@@ -287,7 +288,7 @@ LANE_TOP_TRIM_PER_THICKNESS = 0.25
 
 def inference_settings(config, info):
     """The `model_dir.InferenceSettings` of a model trained with `config` on records `info`."""
-    lanes = config.dataset == "tusimple"
+    lanes = config.dataset in LANE_DATASETS
     return model_dir.InferenceSettings.for_trained_model(
         dataset=config.dataset, height=config.height, width=config.width,
         num_classes=info["num_classes"], embedding_dim=config.embedding_dim,
