@@ -116,6 +116,57 @@ def test_generate_matches_render_frame_and_is_reproducible(tmp_path):
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "a" / record["raw_file"])), image)
 
 
+def test_culane_camera_renders_culane_frames_with_its_labels(tmp_path):
+    from enet_discrim.formats import culane as culane_format
+
+    checked, on_marking = 0, 0
+    for seed in range(4):
+        image, lanes, rows = tusimple.render_frame(
+            np.random.default_rng(seed), tusimple.DomainRandomization.clean(), camera="culane")
+        assert image.shape == (590, 1640, 3) and rows is None
+        assert 1 <= len(lanes) <= 4  # the ego lane's lines and the next on each side
+        for lane in lanes:
+            ys = [y for _, y in lane]
+            assert ys == list(range(int(ys[0]), int(ys[0]) - 10 * len(ys), -10))  # every 10 rows
+            # from the bottom edge up, or from where the line leaves the frame's side
+            assert ys[0] == 590 or not 0.03 * 1640 <= lane[0][0] < 0.97 * 1640
+            assert all(-0.03 * 1640 <= x < 1.03 * 1640 for x, _ in lane)
+            for x, y in lane:  # above the hood, where the road is in view
+                if 360 <= y <= 400 and 40 <= x < 1600:
+                    checked += 1
+                    on_marking += _marking_like(image, int(round(x)), int(y))
+        # the bottoms at the frame's edge run through the hood: the lines reach row 590 in
+        # the labels although no marking is painted there
+        assert sum(lane[0][1] == 590 for lane in lanes) >= 1
+    assert checked >= 10 and on_marking / checked > 0.8
+
+    paths = tusimple.generate(tmp_path / "a", 3, seed=5, camera="culane")
+    tusimple.generate(tmp_path / "b", 3, seed=5, camera="culane")
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")  # the same seed, the same bytes
+    assert paths == [tmp_path / "a" / "list" / "train_gt.txt"]
+    frames = [line[1:] for line in paths[0].read_text().splitlines()]
+    assert frames == [tusimple.culane_frame_path(5, i) for i in range(3)]
+    image, lanes, _ = tusimple.render_frame(np.random.default_rng([5, 1]), camera="culane")
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "a" / frames[1])), image)
+    written = culane_format.read_lanes(str(tmp_path / "a" / culane_format.lanes_path(frames[1])))
+    assert [[(round(x, 3), y) for x, y in lane] for lane in lanes] == written
+
+
+def test_random_cameras_vary_the_frame_and_tusimples_is_unchanged():
+    sizes = {tusimple.render_frame(np.random.default_rng(seed), camera="random")[0].shape[:2]
+             for seed in range(6)}
+    assert len(sizes) == 6
+    assert all(1280 <= width <= 1920 and 16 / 9 - 0.01 <= width / height <= 2.81
+               for height, width in sizes)
+    default = tusimple.render_frame(np.random.default_rng(3))
+    named = tusimple.render_frame(np.random.default_rng(3), camera="tusimple")
+    np.testing.assert_array_equal(default[0], named[0])
+    assert default[1:] == named[1:]
+    with pytest.raises(ValueError, match="unknown camera 'fisheye': choose one of tusimple, "
+                                         "culane, random"):
+        tusimple.render_frame(np.random.default_rng(0), camera="fisheye")
+
+
 def test_lanes_are_labelled_through_occluders_but_not_past_a_hidden_end():
     """As TuSimple's annotators do: a line hidden between two visible stretches keeps its labels;
     where an object hides its near end, the rows from there down are -2."""
@@ -127,13 +178,13 @@ def test_lanes_are_labelled_through_occluders_but_not_past_a_hidden_end():
     layout = tusimple._sample_layout(rng, cfg)
     occlusion = np.zeros((720, 1280), np.uint8)
     free = tusimple._lane_labels(np.random.default_rng(1), camera, layout, occlusion,
-                                 tusimple._roll_matrix(0.0))
+                                 tusimple._roll_matrix(0.0, tusimple.IMAGE_WIDTH, tusimple.IMAGE_HEIGHT))
     occlusion[395:455] = 255  # a wall across rows 395..454 hides rows 400, 410, ..., 450
     through = tusimple._lane_labels(np.random.default_rng(1), camera, layout, occlusion,
-                                    tusimple._roll_matrix(0.0))
+                                    tusimple._roll_matrix(0.0, tusimple.IMAGE_WIDTH, tusimple.IMAGE_HEIGHT))
     occlusion[600:] = 255  # now the near end too: rows 600..710
     cut = tusimple._lane_labels(np.random.default_rng(1), camera, layout, occlusion,
-                                tusimple._roll_matrix(0.0))
+                                tusimple._roll_matrix(0.0, tusimple.IMAGE_WIDTH, tusimple.IMAGE_HEIGHT))
     assert len(free) == len(through) == len(cut) >= 2
     rows = np.arange(160, 720, 10)
     crossing = 0

@@ -1,6 +1,7 @@
 """Writes synthetic datasets in native formats.
 
     python -m enet_discrim.data.synthetic tusimple --outdir DIR --count N --seed S [--split test]
+        [--camera tusimple|culane|random]
     python -m enet_discrim.data.synthetic cityscapes --outdir DIR --count N --seed S --split train
 """
 import argparse
@@ -39,6 +40,11 @@ def _parser():
                 "--split", choices=tusimple.SPLITS, default="train",
                 help="train: label_data_*.json, 1%% of frames without lane markings; test: "
                      "test_label.json, every frame with lanes (the same frames otherwise)")
+            command.add_argument(
+                "--camera", choices=list(tusimple.CAMERAS), default="tusimple",
+                help="the dashcam: TuSimple's (1280 x 720, TuSimple's layout), CULane's (1640 x "
+                     "590, the car's hood and overlays in view, CULane's layout) or random ones "
+                     "between and around the two (CULane's layout)")
         if name == "cityscapes":
             command.add_argument("--split", choices=cityscapes.SPLITS, default="train")
             command.add_argument("--width", type=int, default=1024)
@@ -56,9 +62,10 @@ def main(argv=None):
     try:
         if args.dataset == "tusimple":
             paths = tusimple.generate(args.outdir, args.count, args.seed, args.split,
-                                      overwrite=args.overwrite, log_every=args.log_every)
-            summary = (f"tusimple: {args.count} {args.split} frames, label files: "
-                       f"{', '.join(p.name for p in paths) or 'none'} in {args.outdir}")
+                                      overwrite=args.overwrite, log_every=args.log_every,
+                                      camera=args.camera)
+            summary = (f"tusimple: {args.count} {args.split} frames ({args.camera} camera), label "
+                       f"files: {', '.join(p.name for p in paths) or 'none'} in {args.outdir}")
         else:
             paths = cityscapes.generate(args.outdir, args.count, args.seed, args.split,
                                         width=args.width, height=args.height,

@@ -29,6 +29,7 @@ import numpy as np
 from absl import logging
 
 from enet_discrim.data.synthetic import drawing
+from enet_discrim.formats import culane as culane_format
 from enet_discrim.formats import tusimple as tusimple_format
 
 IMAGE_WIDTH = tusimple_format.FRAME_WIDTH
@@ -136,6 +137,64 @@ class DomainRandomization:
 
 
 @dataclasses.dataclass(frozen=True)
+class CameraProfile:
+    """A dashcam: the frame it records and how it sits on the car; ranges are sampled per frame.
+
+    Attributes:
+      name: "tusimple", "culane" or "random".
+      frame_sizes: (width, height) choices, or None: a width in `width_range` and an aspect
+        (width / height) in `aspect_range`.
+      width_range, aspect_range: for `frame_sizes` None.
+      focal_fraction: range of the focal length as a share of the frame's width (the wider the
+        lens, the smaller).
+      horizon_fraction: range of the horizon row as a share of the frame's height.
+      camera_height_m: range of the camera's height above the road.
+      hood_probability: chance that the car's hood is in view at the bottom of the frame.
+      hood_top_fraction: range of the hood's top edge at the frame's centre, a share of the
+        height (its sides lie lower).
+      overlay_probability: chance of a dashcam's overlays (time stamp, a logo).
+      night_probability: chance of a night (or dusk) scene: `_apply_night`.
+      degrade_probability: chance of a frame stored small and scaled back up (as some real
+        frames are kept at 512 x 288), with sensor noise.
+      labels: the annotation convention, "tusimple" (TuSimple's rows, up to 5 lines, cut by the
+        frame's bottom) or "culane" (a point every 10 rows from the bottom edge up, at most 4
+        lines: the ego lane's two and the next on each side, continued through the hood).
+    """
+    name: str
+    frame_sizes: tuple | None
+    focal_fraction: tuple
+    horizon_fraction: tuple
+    camera_height_m: tuple
+    hood_probability: float = 0.0
+    hood_top_fraction: tuple = (0.7, 0.8)
+    overlay_probability: float = 0.0
+    night_probability: float = 0.0
+    degrade_probability: float = 0.0
+    labels: str = "tusimple"
+    width_range: tuple = (1280, 1920)
+    aspect_range: tuple = (16 / 9, 2.8)
+
+
+#: The cameras `generate(camera=...)` and `--camera` know. TuSimple's is the one the generator
+#: had before profiles (its frames are unchanged: `DomainRandomization`'s camera ranges apply).
+#: CULane's from its real labels (`shared/real/culane_val`): 1640 x 590, the lanes' vanishing
+#: point at rows 259-279, the ego lane about 900 px wide at the bottom edge (a camera about 1.3 m
+#: up, for 3.75 m lanes), the hood's top edge at about 0.71 of the height in the middle.
+CAMERAS = {
+    "tusimple": CameraProfile("tusimple", ((IMAGE_WIDTH, IMAGE_HEIGHT),), (0.70, 0.94),
+                              (0.30, 0.38), (1.3, 1.8)),
+    "culane": CameraProfile("culane", ((culane_format.FRAME_WIDTH, culane_format.FRAME_HEIGHT),),
+                            (0.45, 0.65), (0.43, 0.48), (1.2, 1.5), hood_probability=0.9,
+                            hood_top_fraction=(0.66, 0.80), overlay_probability=0.7,
+                            night_probability=0.3, degrade_probability=0.2, labels="culane"),
+    "random": CameraProfile("random", None, (0.42, 1.0), (0.28, 0.52), (1.1, 1.9),
+                            hood_probability=0.5, hood_top_fraction=(0.62, 0.95),
+                            overlay_probability=0.3, night_probability=0.3,
+                            degrade_probability=0.3, labels="culane"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class _Camera:
     """Pinhole camera over a road whose centre line bends laterally and vertically with distance.
 
@@ -151,6 +210,8 @@ class _Camera:
     curvature_rate: float
     vertical_curvature: float
     far_z: float
+    frame_width: int = IMAGE_WIDTH
+    frame_height: int = IMAGE_HEIGHT
 
     def bend(self, z):
         """Lateral offset (m) of the road at distance z: heading, curvature and its rate (clothoid)."""
@@ -213,26 +274,36 @@ class _Vehicle:
     oncoming: bool = False
 
 
-def render_frame(rng, randomization=None):
-    """Renders one synthetic TuSimple frame in memory.
+def render_frame(rng, randomization=None, camera="tusimple"):
+    """Renders one synthetic frame in memory.
 
     Args:
       rng: numpy.random.Generator; the frame is a pure function of its state.
       randomization: DomainRandomization (default: the training mix).
+      camera: a name of `CAMERAS`.
 
     Returns:
-      (image_bgr uint8 [720, 1280, 3] after the JPEG round trip the file on disk would get,
-       lanes list[list[int]] of 56 x values per lane, left to right, -2 where absent,
-       h_samples list[int] = [160, 170, ..., 710]).
+      (image_bgr uint8 [H, W, 3] after the JPEG round trip the file on disk would get, lanes,
+       rows). TuSimple's labels (`camera="tusimple"`, 1280 x 720): lanes list[list[int]] of 56 x
+       values per lane, left to right, -2 where absent, and rows = h_samples [160, ..., 710].
+       CULane's (the other cameras): lanes list of [(x, y), ...] from the bottom edge up, a
+       point every 10 rows, and rows = None.
     """
-    jpeg, lanes = _render_jpeg(rng, randomization or DomainRandomization())
+    profile = _profile(camera)
+    jpeg, lanes = _render_jpeg(rng, randomization or DomainRandomization(), profile)
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    return image, lanes, list(H_SAMPLES)
+    return image, lanes, list(H_SAMPLES) if profile.labels == "tusimple" else None
 
 
-def _render_jpeg(rng, randomization):
+def _profile(camera):
+    if camera not in CAMERAS:
+        raise ValueError(f"unknown camera {camera!r}: choose one of {', '.join(CAMERAS)}")
+    return CAMERAS[camera]
+
+
+def _render_jpeg(rng, randomization, profile=CAMERAS["tusimple"]):
     """Renders a frame and encodes it. Returns (JPEG bytes, lanes)."""
-    image, lanes = _render(rng, randomization)
+    image, lanes = _render(rng, randomization, profile)
     quality = int(rng.integers(randomization.jpeg_quality[0], randomization.jpeg_quality[1] + 1))
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
@@ -240,23 +311,25 @@ def _render_jpeg(rng, randomization):
     return encoded.tobytes(), lanes
 
 
-def _render(rng, cfg):
-    """The whole frame: scene sampling, drawing back to front, camera effects, labels.
+def _render(rng, cfg, profile=CAMERAS["tusimple"]):
+    """The whole frame: scene sampling, drawing back to front, the car's hood and the dashcam's
+    overlays (profiles that have them), camera effects, labels in the profile's convention.
 
-    Returns (image_bgr uint8 [720, 1280, 3] before JPEG, lanes).
+    Returns (image_bgr uint8 [H, W, 3] before JPEG, lanes).
     """
-    camera = _sample_camera(rng, cfg)
+    camera = _sample_camera(rng, cfg, profile)
     layout = _sample_layout(rng, cfg)
     vehicles = _sample_vehicles(rng, cfg, layout)
     palette = _sample_palette(rng)
 
-    image = np.empty((IMAGE_HEIGHT, IMAGE_WIDTH, 3), np.uint8)
+    width, height = camera.frame_width, camera.frame_height
+    image = np.empty((height, width, 3), np.uint8)
     ground_top = int(np.floor(min(camera.horizon_y, camera.project(0.0, camera.far_z)[1])))
     _draw_sky(rng, image, ground_top, palette)
     _draw_hills(rng, image, ground_top, palette)
     _draw_ground(rng, image, ground_top, camera, layout, vehicles, palette, cfg)
 
-    occlusion = np.zeros((IMAGE_HEIGHT, IMAGE_WIDTH), np.uint8)
+    occlusion = np.zeros((height, width), np.uint8)
     objects = _roadside_objects(rng, camera, layout, palette)
     objects += [(v.z, _vehicle_drawer(camera, v, rng)) for v in vehicles]
     objects.sort(key=lambda item: -item[0])  # painter's order: far first
@@ -264,19 +337,32 @@ def _render(rng, cfg):
         draw(image, occlusion)
 
     _apply_haze(image, ground_top, camera, palette)
+    daylight = 1.0
+    if profile.night_probability and rng.random() < profile.night_probability:
+        image, daylight = _apply_night(rng, image, ground_top, camera, layout, vehicles)
+    if profile.hood_probability and rng.random() < profile.hood_probability:
+        _draw_hood(rng, image, camera, profile, daylight)
+    if profile.overlay_probability and rng.random() < profile.overlay_probability:
+        _draw_overlays(rng, image)
     image = _apply_camera_response(rng, image, cfg)
+    if profile.degrade_probability and rng.random() < profile.degrade_probability:
+        image = _degrade(rng, image)
     roll = rng.uniform(-cfg.max_roll_deg, cfg.max_roll_deg) if cfg.max_roll_deg > 0 else 0.0
-    roll_matrix = _roll_matrix(roll)
+    roll_matrix = _roll_matrix(roll, width, height)
     if roll != 0.0:
-        image = cv2.warpAffine(image, roll_matrix, (IMAGE_WIDTH, IMAGE_HEIGHT),
+        image = cv2.warpAffine(image, roll_matrix, (width, height),
                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    if profile.labels == "culane":
+        return image, _culane_lane_labels(rng, camera, layout, occlusion, roll_matrix)
     lanes = _lane_labels(rng, camera, layout, occlusion, roll_matrix)
     return image, lanes
 
 
 # ----------------------------------------------------------------------------- scene sampling
 
-def _sample_camera(rng, cfg):
+def _sample_camera(rng, cfg, profile=None):
+    """The camera of a frame: the road's shape from `cfg`, the dashcam from `profile` (None or
+    TuSimple's: `cfg`'s camera ranges on a 1280 x 720 frame, drawn as before profiles existed)."""
     curved = rng.random() < cfg.curved_probability
     if curved:
         # log-uniform: gentle bends are more common than tight ones
@@ -288,17 +374,40 @@ def _sample_camera(rng, cfg):
     far_z = 260.0
     if vertical < 0:  # a crest hides the road where the line of sight grazes it
         far_z = min(far_z, 0.8 * np.sqrt(2 * 1.3 / -vertical))
+    if profile is None or profile.name == "tusimple":
+        width, height = IMAGE_WIDTH, IMAGE_HEIGHT
+        focal = rng.uniform(*cfg.focal_px)
+        camera_height = rng.uniform(*cfg.camera_height_m)
+        centre_x = IMAGE_WIDTH / 2 + rng.normal(0.0, 25.0)
+        horizon_y = rng.uniform(*cfg.horizon_y)
+    else:
+        width, height = _sample_frame_size(rng, profile)
+        focal = rng.uniform(*profile.focal_fraction) * width
+        camera_height = rng.uniform(*profile.camera_height_m)
+        centre_x = width / 2 + rng.normal(0.0, 25.0 * width / IMAGE_WIDTH)
+        horizon_y = rng.uniform(*profile.horizon_fraction) * height
     return _Camera(
-        focal=rng.uniform(*cfg.focal_px),
-        height=rng.uniform(*cfg.camera_height_m),
-        centre_x=IMAGE_WIDTH / 2 + rng.normal(0.0, 25.0),
-        horizon_y=rng.uniform(*cfg.horizon_y),
+        focal=focal,
+        height=camera_height,
+        centre_x=centre_x,
+        horizon_y=horizon_y,
         yaw=float(np.clip(rng.normal(0.0, cfg.max_yaw_rad / 2), -cfg.max_yaw_rad, cfg.max_yaw_rad)),
         curvature=float(curvature),
         curvature_rate=float(rng.normal(0.0, 1.5e-6)) if curved else 0.0,
         vertical_curvature=float(vertical),
         far_z=float(far_z),
+        frame_width=width,
+        frame_height=height,
     )
+
+
+def _sample_frame_size(rng, profile):
+    """(width, height) of a frame of `profile`: one of its sizes, or a width and an aspect from
+    its ranges (both even, as video encoders want them)."""
+    if profile.frame_sizes is not None:
+        return profile.frame_sizes[int(rng.integers(len(profile.frame_sizes)))]
+    width = 2 * int(rng.uniform(*profile.width_range) / 2)
+    return width, 2 * int(width / rng.uniform(*profile.aspect_range) / 2)
 
 
 def _white(rng):
@@ -464,7 +573,8 @@ def _sample_palette(rng):
 def _draw_sky(rng, image, ground_top, palette):
     """Vertical gradient with soft clouds; drawn at a quarter resolution, as the sky is smooth."""
     rows = max(ground_top, 1)
-    small_rows, small_cols = max(rows // 4, 2), IMAGE_WIDTH // 4
+    width = image.shape[1]
+    small_rows, small_cols = max(rows // 4, 2), width // 4
     t = (np.arange(small_rows, dtype=np.float32) / small_rows) ** 1.6
     gradient = palette["zenith"][None, :] + t[:, None] * (palette["horizon"] - palette["zenith"])
     sky = np.repeat(gradient[:, None, :].astype(np.float32), small_cols, axis=1)
@@ -476,22 +586,23 @@ def _draw_sky(rng, image, ground_top, palette):
         cloud = (palette["horizon"] * rng.uniform(0.95, 1.08)).astype(np.float32)
         sky += alpha[..., None] * (cloud - sky)
     small = np.clip(sky, 0, 255).astype(np.uint8)
-    image[:rows] = cv2.resize(small, (IMAGE_WIDTH, rows), interpolation=cv2.INTER_LINEAR)
+    image[:rows] = cv2.resize(small, (width, rows), interpolation=cv2.INTER_LINEAR)
     image[rows:] = 0
 
 
 def _draw_hills(rng, image, ground_top, palette):
     """Mountain ridges (hazy, further) and a tree line (dark, jagged) standing on the horizon."""
+    width = image.shape[1]
     band_top = max(0, ground_top - 230)
     rows = np.arange(band_top, ground_top + 1, dtype=np.float32)[:, None]
     # which layer (0: none, nearer layers have higher numbers) covers each pixel of the band
-    cover = np.zeros((len(rows), IMAGE_WIDTH), np.uint8)
+    cover = np.zeros((len(rows), width), np.uint8)
     hill_colours = np.array([(80, 95, 108), (95, 112, 105), (135, 140, 148), (70, 88, 80)], float)
     colours = [np.zeros(3)]
     layers = int(rng.integers(0, 4))
     for layer in range(layers):
         peak = rng.uniform(20, 200) / (1 + layer * 0.6)
-        profile = drawing.fractal_noise(rng, 1, IMAGE_WIDTH, 1, rng.integers(2, 6), octaves=4,
+        profile = drawing.fractal_noise(rng, 1, width, 1, rng.integers(2, 6), octaves=4,
                                         persistence=0.45)[0]
         heights = np.clip(peak * (0.55 + 0.3 * profile), 0, 230)
         cover[rows >= ground_top - heights[None, :]] = len(colours)
@@ -500,15 +611,15 @@ def _draw_hills(rng, image, ground_top, palette):
         colours.append(colour * (1 - haze) + palette["horizon"] * haze)
     density = palette["tree_density"]
     if density > 0:
-        base = drawing.value_noise(rng, 1, IMAGE_WIDTH, 1, rng.integers(4, 20))[0]
-        jag = drawing.value_noise(rng, 1, IMAGE_WIDTH, 1, 300)[0]
+        base = drawing.value_noise(rng, 1, width, 1, rng.integers(4, 20))[0]
+        jag = drawing.value_noise(rng, 1, width, 1, 300)[0]
         heights = np.clip(density * rng.uniform(8, 40) * (0.8 + 0.5 * base + 0.25 * jag), 0, 80)
         cover[rows >= ground_top - heights[None, :]] = len(colours)
         colours.append(palette["vegetation"])
     if len(colours) == 1:
         return
-    texture = drawing.fractal_noise(rng, len(rows) // 2 + 1, IMAGE_WIDTH // 2, 6, 40, octaves=3)
-    texture = cv2.resize(texture, (IMAGE_WIDTH, len(rows)))
+    texture = drawing.fractal_noise(rng, len(rows) // 2 + 1, width // 2, 6, 40, octaves=3)
+    texture = cv2.resize(texture, (width, len(rows)))
     table = np.zeros((256, 1, 3), np.uint8)
     table[:len(colours), 0] = np.clip(colours, 0, 255).astype(np.uint8)
     flat = cv2.LUT(cv2.merge([cover, cover, cover]), table)
@@ -522,11 +633,11 @@ def _draw_hills(rng, image, ground_top, palette):
 
 def _ground_maps(camera, ground_top):
     """Road coordinates of every ground pixel. Returns (rows, z [R], s [R, W]) float32."""
-    rows = np.arange(ground_top, IMAGE_HEIGHT, dtype=np.float32)
+    rows = np.arange(ground_top, camera.frame_height, dtype=np.float32)
     z_dense = camera.dense_z()
     v_dense = camera.project(0.0, z_dense)[1]
     z_rows = np.interp(rows, v_dense[::-1], z_dense[::-1]).astype(np.float32)
-    u = np.arange(IMAGE_WIDTH, dtype=np.float32)
+    u = np.arange(camera.frame_width, dtype=np.float32)
     x = (u[None, :] - camera.centre_x) * (z_rows[:, None] / camera.focal)
     s = x - camera.bend(z_rows)[:, None].astype(np.float32)
     return rows, z_rows, s
@@ -619,8 +730,10 @@ def _draw_ground(rng, image, ground_top, camera, layout, vehicles, palette, cfg)
 
     # fine grain, stronger near the camera where one pixel covers little road
     tile = drawing.grain_tile(rng)
-    grain = drawing.tile_to(tile, height, IMAGE_WIDTH, int(rng.integers(256)), int(rng.integers(256)))
-    nearness = np.clip((rows - ground_top) / max(IMAGE_HEIGHT - ground_top, 1), 0, 1)
+    frame_size = (camera.frame_height, camera.frame_width)
+    grain = drawing.tile_to(tile, height, camera.frame_width, int(rng.integers(256)),
+                            int(rng.integers(256)))
+    nearness = np.clip((rows - ground_top) / max(camera.frame_height - ground_top, 1), 0, 1)
     grain = grain * (rng.uniform(2.0, 7.0) * (0.3 + nearness))[:, None]
 
     first, second, asphalt = (palette[k].astype(np.float32) for k in ("terrain", "terrain2", "asphalt"))
@@ -628,7 +741,7 @@ def _draw_ground(rng, image, ground_top, camera, layout, vehicles, palette, cfg)
                          for c in range(3)])
     road = cv2.merge([asphalt[c] * road_gain + grain for c in range(3)])
 
-    paved = np.zeros((IMAGE_HEIGHT, IMAGE_WIDTH), np.uint8)
+    paved = np.zeros(frame_size, np.uint8)
     z_dense = camera.dense_z()
     surfaces = [(layout.left_edge, layout.right_edge)]
     if layout.opposite:
@@ -647,7 +760,7 @@ def _draw_ground(rng, image, ground_top, camera, layout, vehicles, palette, cfg)
         grooves = (np.mod(z_rows, 0.3) < 0.15)[:, None] & (z_rows < 25)[:, None] & inside
         ground[grooves] *= 0.9
 
-    cracks = np.zeros((IMAGE_HEIGHT, IMAGE_WIDTH), np.uint8)
+    cracks = np.zeros(frame_size, np.uint8)
     _draw_cracks(rng, cracks, camera, layout, palette)
     drawing.blend_colour(ground, cracks[ground_top:], (rng.uniform(20, 45),) * 3)
 
@@ -702,7 +815,7 @@ def _draw_markings(rng, ground, ground_top, camera, lines):
         if line.style == "none":
             continue
         key = tuple(int(c) for c in line.colour)
-        mask = masks.setdefault(key, np.zeros((IMAGE_HEIGHT, IMAGE_WIDTH), np.uint8))
+        mask = masks.setdefault(key, np.zeros((camera.frame_height, camera.frame_width), np.uint8))
         value = int(round(255 * line.opacity))
         half = line.width / 2
         if line.style == "solid":
@@ -732,11 +845,11 @@ def _draw_markings(rng, ground, ground_top, camera, lines):
                                                        spacing), half, value)
     if not masks:
         return
-    height = IMAGE_HEIGHT - ground_top
+    height = camera.frame_height - ground_top
     wear = None
     if any(line.opacity < 0.88 for line in lines):
         # paint flakes off in blotches: multiply by a clipped noise field
-        wear = np.clip(1.2 + 0.6 * drawing.fractal_noise(rng, height, IMAGE_WIDTH, 40, 60,
+        wear = np.clip(1.2 + 0.6 * drawing.fractal_noise(rng, height, camera.frame_width, 40, 60,
                                                          octaves=2), 0.25, 1.0)
     for colour, mask in masks.items():
         drawing.blend_colour(ground, mask[ground_top:], colour, wear)
@@ -749,7 +862,8 @@ def _draw_dots(mask, camera, s, distances, radius, value):
         u, v = camera.project(s, z)
         axis_x = camera.focal * radius / z
         axis_y = camera.focal * camera.height * radius / z ** 2
-        if axis_x < 0.35 or not -20 < u < IMAGE_WIDTH + 20 or v > IMAGE_HEIGHT + 20:
+        if (axis_x < 0.35 or not -20 < u < camera.frame_width + 20
+                or v > camera.frame_height + 20):
             continue
         cv2.ellipse(mask, tuple(drawing.to_fixed_point([[u, v]])[0]),
                     tuple(drawing.to_fixed_point([[axis_x, max(axis_y, 0.5)]])[0]),
@@ -977,16 +1091,167 @@ def _apply_haze(image, ground_top, camera, palette):
     z_dense = camera.dense_z()
     v_dense = camera.project(0.0, z_dense)[1]
     # below the row of 10 m the haze is under 3 %: leave those rows alone
-    bottom = int(min(IMAGE_HEIGHT, np.interp(10.0, z_dense, v_dense)))
+    width = camera.frame_width
+    bottom = int(min(camera.frame_height, np.interp(10.0, z_dense, v_dense)))
     if bottom <= ground_top:
         return
     rows = np.arange(ground_top, bottom, dtype=np.float32)
     z_rows = np.interp(rows, v_dense[::-1], z_dense[::-1])
     alpha = (0.35 * (1 - np.exp(-z_rows / 120.0))).astype(np.float32)
-    alpha = np.ascontiguousarray(np.broadcast_to(alpha[:, None], (len(rows), IMAGE_WIDTH)))
-    haze = np.empty((len(rows), IMAGE_WIDTH, 3), np.uint8)
+    alpha = np.ascontiguousarray(np.broadcast_to(alpha[:, None], (len(rows), width)))
+    haze = np.empty((len(rows), width, 3), np.uint8)
     haze[:] = np.clip(palette["horizon"], 0, 255).astype(np.uint8)
     image[ground_top:bottom] = cv2.blendLinear(haze, image[ground_top:bottom], alpha, 1.0 - alpha)
+
+
+def _glow(image, centre, radius, colour, strength):
+    """Adds a light's glow (a Gaussian blob with a halo) at `centre` to a float32 image."""
+    height, width = image.shape[:2]
+    x, y = centre
+    reach = int(4 * radius) + 2
+    left, right = max(0, int(x) - reach), min(width, int(x) + reach + 1)
+    top, bottom = max(0, int(y) - reach), min(height, int(y) + reach + 1)
+    if left >= right or top >= bottom:
+        return
+    yy, xx = np.mgrid[top:bottom, left:right].astype(np.float32)
+    distance2 = ((xx - x) ** 2 + (yy - y) ** 2) / max(radius, 0.5) ** 2
+    blob = strength * (np.exp(-distance2) + 0.15 * np.exp(-distance2 / 9.0))
+    image[top:bottom, left:right] += blob[..., None] * np.asarray(colour, np.float32)[None, None]
+
+
+def _apply_night(rng, image, ground_top, camera, layout, vehicles):
+    """Night or dusk: the day scene dimmed to starlight or twilight, the road lit by the car's
+    headlight cone (white paint, being retro-reflective, lights up most), street lights with
+    pools of light, vehicles' tail lights and oncoming headlights with glare, wet asphalt
+    mirroring the lights, and the sensor's noise.
+
+    Returns:
+      (the night frame, uint8 [H, W, 3]; the ambient light, a share of daylight, that lights
+       what comes after, such as the car's hood).
+    """
+    height, width = image.shape[:2]
+    dusk = rng.random() < 0.25
+    ambient = rng.uniform(0.18, 0.35) if dusk else rng.uniform(0.03, 0.12)
+    tint = np.array([1.15, 1.0, 0.85 if not dusk else 1.05], np.float32)  # BGR: bluish night
+    day = image.astype(np.float32)
+    light = np.full((height, width), ambient, np.float32)
+    sky_gain = ambient * (rng.uniform(0.6, 1.4) if dusk else rng.uniform(0.2, 0.8))
+    light[:ground_top] = sky_gain
+    rows, z_rows, s = _ground_maps(camera, ground_top)
+    # The headlights: a cone ahead, falling off with distance and across, low beams reaching
+    # 40-80 m, high beams further.
+    reach = rng.uniform(40.0, 80.0) if rng.random() < 0.8 else rng.uniform(90.0, 150.0)
+    spread = rng.uniform(0.12, 0.22)
+    aim = rng.normal(0.0, 0.3)
+    power = rng.uniform(0.8, 1.6)
+    across = (s - aim) / (spread * z_rows[:, None] + 1.2)
+    cone = power * np.exp(-across ** 2) / (1.0 + (z_rows[:, None] / reach) ** 2)
+    light[ground_top:] += cone.astype(np.float32)
+    # Street lights: lamps above the roadside, each lighting a pool of road beneath it.
+    lamps = []
+    if rng.random() < 0.6:
+        side = layout.right_edge + rng.uniform(0.5, 3.0) if rng.random() < 0.5 else \
+            layout.left_edge - rng.uniform(0.5, 3.0)
+        spacing = rng.uniform(25.0, 50.0)
+        warm = rng.random() < 0.6
+        colour = (0.55, 0.8, 1.0) if warm else (1.0, 1.0, 0.95)
+        for z in np.arange(rng.uniform(5.0, spacing), 220.0, spacing):
+            pool = 0.9 * rng.uniform(0.5, 1.0) * np.exp(
+                -((s - side) ** 2 + (z_rows[:, None] - z) ** 2) / (2 * rng.uniform(6, 12) ** 2))
+            light[ground_top:] += pool.astype(np.float32)
+            lamps.append((camera.project(side, z, rng.uniform(7.0, 10.0)), z, colour))
+    wet = rng.random() < 0.3
+    lit = day * light[..., None] * tint
+    # Retro-reflective paint and markings shine back in the headlight cone: boost what is
+    # bright in the day scene where the cone reaches.
+    paint = np.clip((day[ground_top:].mean(axis=-1) - 150.0) / 60.0, 0.0, 1.0)
+    lit[ground_top:] += (paint * np.clip(cone, 0, 1) * rng.uniform(40, 110))[..., None]
+    glare = np.zeros_like(lit)
+    for (u, v), z, colour in lamps:
+        radius = max(1.0, 40.0 * camera.focal / IMAGE_WIDTH / z)
+        _glow(glare, (u, v), radius, np.asarray(colour) * 255, 1.0)
+        if wet:  # a streak of light on the wet road beneath the lamp
+            ground_v = camera.project(layout.right_edge, z)[1]
+            for step in range(6):
+                _glow(glare, (u, ground_v + step * radius), radius * 0.8,
+                      np.asarray(colour) * 255, 0.25)
+    for vehicle in vehicles:
+        if vehicle.z > 200:
+            continue
+        radius = max(0.8, 0.25 * camera.focal / vehicle.z)
+        for offset in (-0.4, 0.4):
+            s0 = vehicle.s + offset * vehicle.width
+            u, v = camera.project(s0, vehicle.z, 0.7)
+            if vehicle.oncoming:
+                _glow(glare, (u, v), 2.5 * radius, (230, 240, 255), 1.2)
+            else:
+                _glow(glare, (u, v), radius, (40, 40, 255), 0.9)
+    lit += cv2.GaussianBlur(glare, (0, 0), 1.0)
+    noise = rng.normal(0.0, rng.uniform(2.0, 7.0), lit.shape).astype(np.float32)
+    return np.clip(lit + noise, 0, 255).astype(np.uint8), ambient
+
+
+def _draw_hood(rng, image, camera, profile, daylight=1.0):
+    """The car's own hood across the bottom of the frame: a glossy panel whose top edge bows
+    down towards the sides, mirroring the road and its lines above it (blurred, squashed,
+    strongest at the grazing edge), the way a dashcam behind the windscreen sees it; its paint
+    lit by `daylight` (1 by day, the night's ambient share at night)."""
+    height, width = image.shape[:2]
+    top_centre = rng.uniform(*profile.hood_top_fraction) * height
+    side_drop = rng.uniform(0.2, 0.9) * (height - top_centre)
+    centre = width / 2 + rng.normal(0.0, 0.03 * width)
+    columns = np.arange(width, dtype=np.float32)
+    top = (top_centre + side_drop * ((columns - centre) / (width / 2)) ** 2).astype(np.float32)
+    first = int(np.floor(top.min()))
+    if first >= height:
+        return
+    rows = np.arange(first, height, dtype=np.float32)[:, None]
+    cover = np.clip(rows - top[None, :] + 0.5, 0.0, 1.0)  # anti-aliased edge
+    below = np.maximum(rows - top[None, :], 0.0)
+    # The mirror image: the row `squash` times as far above the edge as this one is below it.
+    squash = rng.uniform(1.5, 3.5)
+    map_y = np.clip(top[None, :] - below * squash, 0, height - 1).astype(np.float32)
+    map_x = np.broadcast_to(columns[None, :], map_y.shape).astype(np.float32)
+    mirror = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR)
+    mirror = cv2.GaussianBlur(mirror, (0, 0), rng.uniform(1.0, 5.0)).astype(np.float32)
+    paint = np.asarray(_VEHICLE_COLOURS[int(rng.integers(len(_VEHICLE_COLOURS)))], np.float32)
+    if rng.random() < 0.5:  # dark paint is the most common, and the most mirror-like
+        paint = paint * rng.uniform(0.15, 0.5)
+    paint = paint * min(1.0, 2.0 * daylight)
+    depth = np.clip(below / max(height - top_centre, 1.0), 0.0, 1.0)
+    shade = (1.0 - rng.uniform(0.0, 0.5) * depth)[..., None]
+    gloss = rng.uniform(0.15, 0.6) * np.exp(-depth / rng.uniform(0.2, 0.8))[..., None]
+    hood = paint[None, None, :] * shade * (1.0 - gloss) + mirror * gloss
+    if rng.random() < 0.5:  # a highlight along the edge
+        hood += (rng.uniform(20, 70) * min(1.0, 3.0 * daylight)
+                 * np.exp(-below / rng.uniform(1.0, 4.0)))[..., None]
+    region = image[first:].astype(np.float32)
+    alpha = cover[..., None]
+    image[first:] = np.clip(region * (1.0 - alpha) + hood * alpha, 0, 255).astype(np.uint8)
+
+
+def _draw_overlays(rng, image):
+    """A dashcam's overlays: a time stamp near a corner and sometimes a small logo badge."""
+    height, width = image.shape[:2]
+    scale = rng.uniform(0.5, 1.1) * width / IMAGE_WIDTH
+    stamp = (f"{rng.integers(2013, 2027)}/{rng.integers(1, 13):02d}/{rng.integers(1, 29):02d} "
+             if rng.random() < 0.6 else "") + (
+             f"{rng.integers(0, 24):02d}:{rng.integers(0, 60):02d}:{rng.integers(0, 60):02d}")
+    (text_width, text_height), _ = cv2.getTextSize(stamp, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    margin = int(rng.uniform(0.01, 0.04) * width)
+    x = margin if rng.random() < 0.6 else width - margin - text_width
+    y = height - margin if rng.random() < 0.7 else margin + text_height
+    colour = (235, 235, 235) if rng.random() < 0.7 else (40, 220, 240)
+    cv2.putText(image, stamp, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (20, 20, 20), 4,
+                cv2.LINE_AA)
+    cv2.putText(image, stamp, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2, cv2.LINE_AA)
+    if rng.random() < 0.5:
+        badge_width, badge_height = int(rng.uniform(0.04, 0.09) * width), int(0.022 * width)
+        left, top = int(rng.uniform(0.05, 0.15) * width), int(rng.uniform(0.0, 0.02) * height)
+        cv2.rectangle(image, (left, top), (left + badge_width, top + badge_height),
+                      (40, 40, 210), -1, cv2.LINE_AA)
+        cv2.rectangle(image, (left + 3, top + 3), (left + badge_width - 3, top + badge_height - 3),
+                      (240, 240, 240), 1, cv2.LINE_AA)
 
 
 def _apply_camera_response(rng, image, cfg):
@@ -1010,11 +1275,24 @@ def _apply_camera_response(rng, image, cfg):
     return image
 
 
-def _roll_matrix(roll_deg):
-    """2x3 affine rotating about the image centre, zoomed just enough to hide the corners."""
+def _degrade(rng, image):
+    """A frame kept small and scaled back up (down to 0.3-0.6 of its width: 512 x 288 is 0.4 of
+    TuSimple's), with the sensor's noise."""
+    height, width = image.shape[:2]
+    scale = rng.uniform(0.3, 0.6)
+    small = cv2.resize(image, (max(1, int(width * scale)), max(1, int(height * scale))),
+                       interpolation=cv2.INTER_AREA)
+    image = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    image += rng.normal(0.0, rng.uniform(1.0, 5.0), image.shape).astype(np.float32)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _roll_matrix(roll_deg, width, height):
+    """2x3 affine rotating a width x height frame about its centre, zoomed just enough to hide
+    the corners."""
     angle = np.deg2rad(abs(roll_deg))
-    zoom = np.cos(angle) + np.sin(angle) * IMAGE_WIDTH / IMAGE_HEIGHT if roll_deg else 1.0
-    return cv2.getRotationMatrix2D((IMAGE_WIDTH / 2, IMAGE_HEIGHT / 2), roll_deg, zoom)
+    zoom = np.cos(angle) + np.sin(angle) * width / height if roll_deg else 1.0
+    return cv2.getRotationMatrix2D((width / 2, height / 2), roll_deg, zoom)
 
 
 # ------------------------------------------------------------------------------- labels
@@ -1045,12 +1323,12 @@ def _lane_labels(rng, camera, layout, occlusion, roll_matrix):
         inside = (rows >= y.min()) & (rows <= y.max())
         xs = np.interp(rows, y[::-1], x[::-1])
         xs_int = np.round(xs).astype(int)
-        visible = inside & (xs_int >= 0) & (xs_int < IMAGE_WIDTH)
+        visible = inside & (xs_int >= 0) & (xs_int < camera.frame_width)
         # back to the unrolled frame, where the occlusion mask was drawn
         un_x = inverse[0, 0] * xs + inverse[0, 1] * rows + inverse[0, 2]
         un_y = inverse[1, 0] * xs + inverse[1, 1] * rows + inverse[1, 2]
-        col = np.clip(np.round(un_x).astype(int), 0, IMAGE_WIDTH - 1)
-        row = np.clip(np.round(un_y).astype(int), 0, IMAGE_HEIGHT - 1)
+        col = np.clip(np.round(un_x).astype(int), 0, camera.frame_width - 1)
+        row = np.clip(np.round(un_y).astype(int), 0, camera.frame_height - 1)
         seen = np.flatnonzero(visible & (occlusion[row, col] == 0))
         if seen.size == 0:
             continue
@@ -1066,11 +1344,66 @@ def _lane_labels(rng, camera, layout, occlusion, roll_matrix):
     return lanes
 
 
+def _culane_lane_labels(rng, camera, layout, occlusion, roll_matrix):
+    """CULane's labels of a frame: the ego lane's two lines and the next line on each side (at
+    most 4, painted ones), each a point every 10 rows from the frame's bottom edge up to where
+    the annotators stop, bottom first. Lines run on through the car's hood (not in `occlusion`)
+    and through vehicles that hide them between two visible stretches; a line whose far end is
+    hidden stops where it was last seen. Points a little outside the frame's sides are kept, as
+    the annotators continue a line to the edge.
+
+    Returns:
+      list of lanes, left to right, each a list of (x, y) floats.
+    """
+    height, width = camera.frame_height, camera.frame_width
+    v_far = camera.project(0.0, camera.far_z)[1]
+    label_top = v_far + rng.uniform(2.0, 15.0) * height / IMAGE_HEIGHT
+    z_dense = camera.dense_z()
+    inverse = cv2.invertAffineTransform(roll_matrix)
+    painted = [index for index in range(len(layout.lines)) if layout.lines[index].style != "none"]
+    left = sorted((i for i in painted if layout.lines[i].s < 0), key=lambda i: -layout.lines[i].s)
+    right = sorted((i for i in painted if layout.lines[i].s >= 0), key=lambda i: layout.lines[i].s)
+    chosen = sorted(left[:2] + right[:2], key=lambda i: layout.lines[i].s)
+    rows = np.asarray(culane_format.sample_rows(height), np.float64)
+    margin = 0.03 * width
+    lanes = []
+    for index in chosen:
+        u, v = camera.project(layout.lines[index].s, z_dense)
+        keep = v >= label_top
+        u, v = u[keep], v[keep]
+        if len(u) < 2:
+            continue
+        x = roll_matrix[0, 0] * u + roll_matrix[0, 1] * v + roll_matrix[0, 2]
+        y = roll_matrix[1, 0] * u + roll_matrix[1, 1] * v + roll_matrix[1, 2]
+        climbing = y < np.minimum.accumulate(np.concatenate([[np.inf], y[:-1]]))
+        x, y = x[climbing], y[climbing]
+        if len(x) < 2:
+            continue
+        inside = (rows >= y.min()) & (rows <= y.max())
+        xs = np.interp(rows, y[::-1], x[::-1])
+        near_frame = inside & (xs >= -margin) & (xs < width + margin)
+        in_frame = near_frame & (xs >= 0) & (xs < width) & (rows < height)
+        un_x = inverse[0, 0] * xs + inverse[0, 1] * rows + inverse[0, 2]
+        un_y = inverse[1, 0] * xs + inverse[1, 1] * rows + inverse[1, 2]
+        col = np.clip(np.round(un_x).astype(int), 0, width - 1)
+        row = np.clip(np.round(un_y).astype(int), 0, height - 1)
+        seen = np.flatnonzero(in_frame & (occlusion[row, col] == 0))
+        if seen.size == 0:
+            continue
+        # rows run from the bottom up: seen[-1] is the farthest visible point
+        kept = near_frame & (np.arange(len(rows)) <= seen[-1])
+        points = [(float(px), float(py)) for px, py, ok in zip(xs, rows, kept) if ok]
+        if len(points) >= 2:
+            lanes.append(points)
+    return lanes
+
+
 # ------------------------------------------------------------------------------- on disk
 
 def generate(outdir, count, seed, split="train", randomization=None, overwrite=False,
-             log_every=100):
-    """Writes `count` frames and their labels in TuSimple's native layout under `outdir`.
+             log_every=100, camera="tusimple"):
+    """Writes `count` frames and their labels in the camera's dataset layout under `outdir`:
+    TuSimple's (below) for `camera="tusimple"`, CULane's for the others (`_generate_culane`).
 
     Frame i is rendered from `numpy.random.default_rng([seed, i])`, so it does not depend on
     `count`, and goes to clip folder `LABEL_SETS[i % 3]`. Its label line goes to that set's label
@@ -1086,12 +1419,14 @@ def generate(outdir, count, seed, split="train", randomization=None, overwrite=F
       randomization: DomainRandomization (default: the split's mix, as above).
       overwrite: replace existing label files instead of refusing.
       log_every: log progress every this many frames.
+      camera: a name of `CAMERAS`.
 
     Returns:
-      list of pathlib.Path of the label files written, in LABEL_SETS order for "train".
+      list of pathlib.Path of the label files written, in LABEL_SETS order for "train" (for
+      CULane's layout: its list file).
 
     Raises:
-      ValueError: negative count, a non-integer seed or an unknown split.
+      ValueError: negative count, a non-integer seed, an unknown split or camera.
       FileExistsError: a label file exists already and `overwrite` is False.
       NotADirectoryError: `outdir` is an existing file.
     """
@@ -1099,8 +1434,12 @@ def generate(outdir, count, seed, split="train", randomization=None, overwrite=F
     count, seed = _check_count_and_seed(count, seed)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    profile = _profile(camera)
     if outdir.exists() and not outdir.is_dir():
         raise NotADirectoryError(f"--outdir {outdir} exists and is not a folder")
+    if profile.labels == "culane":
+        return _generate_culane(outdir, count, seed, split, randomization, overwrite, log_every,
+                                profile)
     if split == "train":
         label_names = [name for name, _ in LABEL_SETS[:min(count, len(LABEL_SETS))]]
         randomization = randomization or DomainRandomization()
@@ -1135,6 +1474,52 @@ def generate(outdir, count, seed, split="train", randomization=None, overwrite=F
     logging.info("tusimple: wrote %d %s frames and %d label files to %s in %.1f s", count, split,
                  len(label_paths), outdir, elapsed)
     return label_paths
+
+
+#: The list file of a split in CULane's layout.
+CULANE_LISTS = {"train": culane_format.TRAIN_LIST, "test": "list/test.txt"}
+#: Frames per clip folder in CULane's layout (its clips are a minute of 30 fps video, every 30th
+#: frame kept).
+_CULANE_CLIP_FRAMES = 60
+
+
+def culane_frame_path(seed, index):
+    """Where frame `index` of seed `seed` goes in CULane's layout:
+    `driver_<seed>_30frame/<clip>.MP4/<frame>.jpg`."""
+    clip, frame = divmod(index, _CULANE_CLIP_FRAMES)
+    return f"driver_{seed}_30frame/{clip:05d}.MP4/{30 * frame:05d}.jpg"
+
+
+def _generate_culane(outdir, count, seed, split, randomization, overwrite, log_every, profile):
+    """`generate` in CULane's layout: frames with their `.lines.txt` beside them, and the split's
+    list (`list/train_gt.txt` or `list/test.txt`, one frame a line), each line written once its
+    frame and labels are on disk."""
+    list_path = outdir / CULANE_LISTS[split]
+    if list_path.exists() and not overwrite:
+        raise FileExistsError(f"{list_path} already exists; choose an empty --outdir or pass "
+                              "--overwrite")
+    if randomization is None:
+        randomization = DomainRandomization() if split == "train" else DomainRandomization.evaluation()
+    list_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(list_path, "w", encoding="utf-8") as listing:
+        for i in range(count):
+            frame = culane_frame_path(seed, i)
+            jpeg, lanes = _render_jpeg(np.random.default_rng([seed, i]), randomization, profile)
+            frame_path = outdir / frame
+            frame_path.parent.mkdir(parents=True, exist_ok=True)
+            frame_path.write_bytes(jpeg)
+            (outdir / culane_format.lanes_path(frame)).write_text(
+                culane_format.format_lanes(lanes), encoding="utf-8")
+            listing.write(f"/{frame}\n")
+            listing.flush()
+            if log_every and (i + 1) % log_every == 0:
+                elapsed = time.perf_counter() - start
+                logging.info("%s camera: %d/%d frames, %.1f ms/frame", profile.name, i + 1, count,
+                             1000 * elapsed / (i + 1))
+    logging.info("%s camera: wrote %d %s frames in CULane's layout to %s in %.1f s", profile.name,
+                 count, split, outdir, time.perf_counter() - start)
+    return [list_path]
 
 
 def _check_count_and_seed(count, seed):
