@@ -161,6 +161,33 @@ class Predictor:
         """The settings as the dict of `config.json`."""
         return self.settings.to_dict()
 
+    def network_outputs(self, image_rgb):
+        """The network's view of one uint8 RGB frame of any size: (class probabilities float32
+        [h, w, C], embeddings float32 [h, w, D]) at network resolution."""
+        resized = network_input(image_rgb, self.height, self.width)
+        probabilities, embeddings = self._frame(resized[None].astype(np.float32))
+        return np.asarray(probabilities)[0], np.asarray(embeddings)[0]
+
+    def instances(self, probabilities, embeddings, settings=None):
+        """(instances int32 [h, w], instance_classes int32 [K]) of the network's outputs: each thing
+        class clustered on its own (TuSimple has one: lanes), with `settings` (default: this
+        predictor's) deciding min_confidence, bandwidth and cluster_all."""
+        settings = settings or self.settings
+        return clustering.cluster_per_class(
+            embeddings, clustering.confident_classes(probabilities, settings.min_confidence),
+            self.thing_classes, bandwidth=settings.bandwidth, min_pixels=self.min_pixels,
+            cluster_all=settings.cluster_all)
+
+    def fit_lanes(self, instances, frame_size, h_samples, settings=None):
+        """Lanes (x per row of `h_samples`, -2 absent) of an instance map, in the frame's pixels,
+        with `settings`' (default: this predictor's) lane post-processing."""
+        settings = settings or self.settings
+        return lanes.fit_lanes(instances, frame_size[0], frame_size[1], h_samples,
+                               top_trim=settings.lane_top_trim, lane_model=settings.lane_model,
+                               bridge_gaps=settings.lane_bridge_gaps,
+                               extend_bottom=settings.lane_extend_bottom,
+                               max_lanes=settings.max_lanes)
+
     def predict(self, image_rgb, h_samples=None):
         """Instances (and lanes, for a lane model) of one uint8 RGB frame of any size.
 
@@ -173,22 +200,11 @@ class Predictor:
         if h_samples is None:
             h_samples = scaled_h_samples(frame_height)
         start = time.perf_counter()
-        resized = network_input(image_rgb, self.height, self.width)
-        probabilities, embeddings = self._frame(resized[None].astype(np.float32))
-        probabilities, embeddings = np.asarray(probabilities)[0], np.asarray(embeddings)[0]
+        probabilities, embeddings = self.network_outputs(image_rgb)
         network_done = time.perf_counter()
-
-        # Each thing class on its own (TuSimple has one: lanes).
-        instances, instance_classes = clustering.cluster_per_class(
-            embeddings, clustering.confident_classes(probabilities, self.min_confidence), self.thing_classes,
-            bandwidth=self.bandwidth, min_pixels=self.min_pixels, cluster_all=self.settings.cluster_all,
-        )
+        instances, instance_classes = self.instances(probabilities, embeddings)
         clustering_done = time.perf_counter()
-
-        fitted = (lanes.fit_lanes(instances, frame_height, frame_width, h_samples, top_trim=self.lane_top_trim,
-                                  lane_model=self.lane_model, bridge_gaps=self.settings.lane_bridge_gaps,
-                                  extend_bottom=self.settings.lane_extend_bottom,
-                                  max_lanes=self.settings.max_lanes)
+        fitted = (self.fit_lanes(instances, (frame_height, frame_width), h_samples)
                   if self.is_lanes else None)
         done = time.perf_counter()
         return Prediction(

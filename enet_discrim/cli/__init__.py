@@ -55,6 +55,8 @@ COMMANDS = {
                               "cityscapes": Target("enet_discrim.evaluation.cityscapes", False)}),
     "export": Command("export a model folder as a SavedModel or a TFLite model",
                       Target("enet_discrim.export", True)),
+    "tune": Command("choose a lane model's post-processing settings on labelled frames",
+                    Target("enet_discrim.cli.tune", True)),
     "benchmark": Command("time the network, loss, training, clustering and inference",
                          Target("enet_discrim.benchmark.__main__", True)),
     "generate": Command("render a synthetic dataset: generate tusimple|cityscapes ...",
