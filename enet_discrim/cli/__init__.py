@@ -55,6 +55,8 @@ COMMANDS = {
                               "cityscapes": Target("enet_discrim.evaluation.cityscapes", False)}),
     "export": Command("export a model folder as a SavedModel or a TFLite model",
                       Target("enet_discrim.export", True)),
+    "merge": Command("merge converted record folders into one --srcdir",
+                     Target("enet_discrim.cli.merge", True)),
     "tune": Command("choose a lane model's post-processing settings on labelled frames",
                     Target("enet_discrim.cli.tune", True)),
     "benchmark": Command("time the network, loss, training, clustering and inference",
