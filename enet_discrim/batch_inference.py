@@ -30,6 +30,7 @@ import cv2
 from absl import logging
 
 from enet_discrim import atomic, frame_pipeline, video, visualization
+from enet_discrim.formats import DATASETS, LANE_DATASETS
 from enet_discrim.formats import cityscapes as cityscapes_format
 from enet_discrim.formats import culane as culane_format
 from enet_discrim.formats import tusimple as tusimple_format
@@ -37,9 +38,8 @@ from enet_discrim.formats.images import read_image
 # Public name of this module before the format had its own (kept for its callers).
 from enet_discrim.formats.tusimple import read_tasks  # noqa: F401
 
-FORMATS = ("tusimple", "culane", "cityscapes")
-#: The formats of lane results.
-LANE_FORMATS = ("tusimple", "culane")
+#: Result formats: the datasets' own (`formats.DATASETS`).
+FORMATS = DATASETS
 PREDICTIONS_FILE = "predictions.json"
 CULANE_RESULTS_DIR = "culane_results"
 CITYSCAPES_RESULTS_DIR = "cityscapes_results"
@@ -339,7 +339,13 @@ def run(predictor, jobs, outdir, output_format="tusimple", plots=False, save=PIC
     if shared:
         raise ValueError(f"several frames would write the outputs named {shared[0]!r}: give each "
                          "job its own name (list_jobs does)")
-    if output_format in LANE_FORMATS and not predictor.is_lanes:
+    if output_format == "culane":
+        lane_files = collections.Counter(culane_format.lanes_path(job.raw_file) for job in jobs)
+        shared = sorted(name for name, count in lane_files.items() if count > 1)
+        if shared:
+            raise ValueError(f"several frames would write the CULane results file {shared[0]!r} "
+                             "(frames that differ only in their extension)")
+    if output_format in LANE_DATASETS and not predictor.is_lanes:
         raise ValueError(f"--format {output_format} needs a lane model (its config.json says "
                          f"dataset {predictor.config['dataset']!r})")
     _prepare_outdir(outdir)

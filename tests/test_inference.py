@@ -297,6 +297,11 @@ def test_culane_lists_name_the_frames_and_their_result_files(two_lane_predictor,
         batch_inference.list_jobs(str(root), "tasks.json", culane_list="list/test.txt")
     with pytest.raises(ValueError, match=r"--culane_list 'list/nope.txt' does not exist"):
         batch_inference.list_jobs(str(root), culane_list="list/nope.txt")
+    cv2.imwrite(str(root / "d" / "a.MP4" / "00000.png"), np.zeros((59, 164, 3), np.uint8))
+    with pytest.raises(ValueError, match="several frames would write the CULane results file "
+                                         "'a.MP4/00000.lines.txt'"):
+        batch_inference.run(two_lane_predictor, batch_inference.list_jobs(str(root / "d")),
+                            str(tmp_path / "out2"), output_format="culane", save=())
 
 
 @pytest.mark.slow

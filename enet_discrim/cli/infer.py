@@ -17,6 +17,7 @@ Importing this module defines the flags in absl's global `flags.FLAGS`; `run` pa
 from absl import flags
 
 from enet_discrim.cli import support
+from enet_discrim.formats import DATASETS
 from enet_discrim.lanes import LANE_MODELS
 
 #: Frames from which a run compiles the network with XLA unless told (`--jit_compile`): the compile
@@ -34,7 +35,7 @@ flags.DEFINE_float("min_confidence", None,
                    "Class probability a pixel needs to join an instance; default: the model's config.json.")
 flags.DEFINE_enum("lane_model", None, list(LANE_MODELS),
                   "How lanes are fitted (enet_discrim.lanes.fit_lanes); default: the model's config.json.")
-flags.DEFINE_enum("format", None, ["tusimple", "culane", "cityscapes"],
+flags.DEFINE_enum("format", None, list(DATASETS),
                   "Result format: predictions.json (tusimple), culane_results/ (culane) or "
                   "cityscapes_results/; default: culane with --culane_list, else the model's dataset.")
 flags.DEFINE_string("tusimple_tasks", None,
