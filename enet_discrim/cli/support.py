@@ -156,21 +156,26 @@ def run_main(main, argv=None, tensorflow=False):
         status = main(argv)
         sys.stdout.flush()
     except BrokenPipeError:
-        # Python flushes stdout again at exit: point it at /dev/null so that it does not fail twice.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        _silence_stdout()
         return EXIT_FAILED
     return status
+
+
+def _silence_stdout():
+    """Points stdout at /dev/null after its pipe closed: Python flushes stdout again at exit, and
+    would fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def run_absl_command(main, flags_module, argv=None):
     """Runs an absl command: `main(argv)` with the flags that module `flags_module` defined.
 
     `--verbose` is removed and decides the TensorFlow start-up log (`quiet_startup`; TensorFlow
-    is not loaded for --help). `--help` lists `flags_module`'s flags: absl lists those of the
-    program's main module (a script such as `training.py`, the `enet-discrim` launcher), which
-    defines none itself. A bad flag is one `report_error` line with `EXIT_BAD_INPUT`, where
+    is not loaded for --help). `--help` lists `flags_module`'s flags under a usage line naming
+    the command, and exits 0 (absl lists the flags of the program's main module, which defines
+    none, and exits 1). A bad flag is one `report_error` line with `EXIT_BAD_INPUT`, where
     `absl.app.run`'s own parser prints a "FATAL Flags parsing error" and a hint and exits 1.
     Flags are reset to their defaults before parsing, so that a second run in one process sees
     only its own. Does not return: exits with `main`'s status.
@@ -183,7 +188,19 @@ def run_absl_command(main, flags_module, argv=None):
     from absl import app, flags
 
     argv = list(sys.argv if argv is None else argv)
-    argv[1:] = quiet_startup(argv[1:], tensorflow=not _ABSL_HELP_FLAGS.intersection(argv[1:]))
+    asked_for_help = _ABSL_HELP_FLAGS.intersection(argv[1:])
+    argv[1:] = quiet_startup(argv[1:], tensorflow=not asked_for_help)
+    if asked_for_help:
+        # absl's own --help exits 1 and names the program without its command.
+        listing = (str(flags.FLAGS) if "--helpfull" in asked_for_help
+                   else flags.FLAGS.module_help(flags_module))
+        try:
+            print(f"usage: {argv[0]} [--flag=value ...] [{VERBOSE_FLAG}]\n\n{listing}",
+                  flush=True)
+        except BrokenPipeError:
+            _silence_stdout()
+            sys.exit(EXIT_FAILED)
+        sys.exit(EXIT_OK)
     for flag in flags.FLAGS.flags_by_module_dict().get(flags_module, []):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
