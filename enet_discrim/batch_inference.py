@@ -188,9 +188,22 @@ def _culane_jobs(indir, culane_list):
     return [Job(path, name, relative) for (path, relative), name in zip(frames, names)]
 
 
+#: What a run writes into its outdir, besides `predictions.json`: left alone when the outdir is
+#: the input folder itself.
+_OUTPUT_SUFFIXES = ("_overlay.png", "_instances.png", "_embedding.png")
+_RESULT_FOLDERS = (CULANE_RESULTS_DIR, CITYSCAPES_RESULTS_DIR)
+
+
 def _frame_files(indir, exclude):
-    """Paths relative to `indir` of the frame files under it, sorted by their parts."""
+    """Paths relative to `indir` of the frame files under it, sorted by their parts.
+
+    A folder of `exclude` is not searched; one that is `indir` itself (outputs written beside the
+    frames) is searched without the outputs a run writes (`_OUTPUT_SUFFIXES`, `_RESULT_FOLDERS`).
+    """
+    root = os.path.realpath(indir)
     skipped = {os.path.realpath(folder) for folder in exclude}
+    outputs_beside = root in skipped
+    skipped.discard(root)
     seen, found = set(), []
     for folder, subfolders, files in os.walk(indir, followlinks=True):
         real = os.path.realpath(folder)
@@ -198,10 +211,13 @@ def _frame_files(indir, exclude):
             subfolders[:] = []
             continue
         seen.add(real)
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith(".")
+                               and not (outputs_beside and real == root
+                                        and name in _RESULT_FOLDERS))
         # Label files (JSON) beside the frames are expected and left alone.
         found += [os.path.relpath(os.path.join(folder, name), indir) for name in files
-                  if not name.startswith(".") and not name.lower().endswith(".json")]
+                  if not name.startswith(".") and not name.lower().endswith(".json")
+                  and not (outputs_beside and name.endswith(_OUTPUT_SUFFIXES))]
     return sorted(found, key=lambda relative: relative.split(os.sep))
 
 

@@ -201,6 +201,18 @@ def test_run_writes_pictures_instances_and_tusimple_lines(two_lane_predictor, tm
     assert all(isinstance(line["run_time"], (int, float)) and line["run_time"] > 0 for line in lines)
 
 
+def test_an_outdir_that_is_the_indir_keeps_its_frames_and_skips_its_outputs(two_lane_predictor,
+                                                                           tmp_path):
+    folder = str(tmp_path / "in")
+    write_frames(folder, sizes=((72, 128), (72, 128)))
+    jobs = batch_inference.list_jobs(folder, exclude=[folder])
+    assert [job.raw_file for job in jobs] == ["frame0.jpg", "frame1.jpg"]
+    batch_inference.run(two_lane_predictor, jobs, folder, output_format="culane")
+    assert os.path.exists(os.path.join(folder, "frame0_overlay.png"))
+    again = batch_inference.list_jobs(folder, exclude=[folder])  # the outputs are no frames
+    assert [job.raw_file for job in again] == ["frame0.jpg", "frame1.jpg"]
+
+
 def test_the_network_is_traced_before_the_first_frame(modeldir, monkeypatch):
     # Otherwise frame 1's run_time carries the graph building and TuSimple scores it as a miss.
     traced = []
