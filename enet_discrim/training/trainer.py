@@ -22,7 +22,7 @@ from enet_discrim import atomic
 from enet_discrim import data as data_lib
 from enet_discrim import model_dir
 from enet_discrim.data import records
-from enet_discrim.data import tusimple as tusimple_data
+from enet_discrim.data import lane_labels
 from enet_discrim.data.pipeline import check_records, has_shards
 from enet_discrim.formats import LANE_DATASETS
 from enet_discrim.losses import class_weights_from_counts
@@ -306,7 +306,7 @@ def lane_top_trim(config, info):
     """Map rows `fit_lanes` trims from each lane's top: LANE_TOP_TRIM_PER_THICKNESS of the label
     line thickness the records were drawn with (dataset_info.json), scaled to the training width."""
     records_width = info.get("width", config.width)
-    thickness = info.get("lane_thickness", tusimple_data.lane_thickness(records_width))
+    thickness = info.get("lane_thickness", lane_labels.lane_thickness(records_width))
     return LANE_TOP_TRIM_PER_THICKNESS * thickness * config.width / records_width
 
 
