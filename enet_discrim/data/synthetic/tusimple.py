@@ -156,6 +156,8 @@ class CameraProfile:
       night_probability: chance of a night (or dusk) scene: `_apply_night`.
       degrade_probability: chance of a frame stored small and scaled back up (as some real
         frames are kept at 512 x 288), with sensor noise.
+      arrow_probability: chance of white symbols painted between the lines, which are no lanes:
+        direction arrows, a stop line, a crossing's bars (`_draw_road_symbols`).
       labels: the annotation convention, "tusimple" (TuSimple's rows, up to 5 lines, cut by the
         frame's bottom) or "culane" (a point every 10 rows from the bottom edge up, at most 4
         lines: the ego lane's two and the next on each side, continued through the hood).
@@ -170,6 +172,7 @@ class CameraProfile:
     overlay_probability: float = 0.0
     night_probability: float = 0.0
     degrade_probability: float = 0.0
+    arrow_probability: float = 0.0
     labels: str = "tusimple"
     width_range: tuple = (1280, 1920)
     aspect_range: tuple = (16 / 9, 2.8)
@@ -186,11 +189,12 @@ CAMERAS = {
     "culane": CameraProfile("culane", ((culane_format.FRAME_WIDTH, culane_format.FRAME_HEIGHT),),
                             (0.45, 0.65), (0.43, 0.48), (1.2, 1.5), hood_probability=0.9,
                             hood_top_fraction=(0.66, 0.80), overlay_probability=0.7,
-                            night_probability=0.3, degrade_probability=0.2, labels="culane"),
+                            night_probability=0.3, degrade_probability=0.2,
+                            arrow_probability=0.4, labels="culane"),
     "random": CameraProfile("random", None, (0.42, 1.0), (0.28, 0.52), (1.1, 1.9),
                             hood_probability=0.5, hood_top_fraction=(0.62, 0.95),
                             overlay_probability=0.3, night_probability=0.3,
-                            degrade_probability=0.3, labels="culane"),
+                            degrade_probability=0.3, arrow_probability=0.3, labels="culane"),
 }
 
 
@@ -327,7 +331,7 @@ def _render(rng, cfg, profile=CAMERAS["tusimple"]):
     ground_top = int(np.floor(min(camera.horizon_y, camera.project(0.0, camera.far_z)[1])))
     _draw_sky(rng, image, ground_top, palette)
     _draw_hills(rng, image, ground_top, palette)
-    _draw_ground(rng, image, ground_top, camera, layout, vehicles, palette, cfg)
+    _draw_ground(rng, image, ground_top, camera, layout, vehicles, palette, cfg, profile)
 
     occlusion = np.zeros((height, width), np.uint8)
     objects = _roadside_objects(rng, camera, layout, palette)
@@ -708,8 +712,10 @@ def _road_texture(rng, camera, layout, palette, vehicles, cfg):
     return surface, shadow
 
 
-def _draw_ground(rng, image, ground_top, camera, layout, vehicles, palette, cfg):
-    """Terrain, paved surface, cracks, markings and shadows, composed in float and written once."""
+def _draw_ground(rng, image, ground_top, camera, layout, vehicles, palette, cfg,
+                 profile=CAMERAS["tusimple"]):
+    """Terrain, paved surface, cracks, markings (with the profile's road arrows and stop lines)
+    and shadows, composed in float and written once."""
     rows, z_rows, s = _ground_maps(camera, ground_top)
     height = len(rows)
 
@@ -765,6 +771,8 @@ def _draw_ground(rng, image, ground_top, camera, layout, vehicles, palette, cfg)
     drawing.blend_colour(ground, cracks[ground_top:], (rng.uniform(20, 45),) * 3)
 
     _draw_markings(rng, ground, ground_top, camera, layout.lines + layout.opposite_lines)
+    if profile.arrow_probability and rng.random() < profile.arrow_probability:
+        _draw_road_symbols(rng, ground, ground_top, camera, layout)
 
     shade = _texture_lookup(shadow, road_maps)
     # a cool tint in shadow: the sky, not the sun, lights it
@@ -853,6 +861,44 @@ def _draw_markings(rng, ground, ground_top, camera, lines):
                                                          octaves=2), 0.25, 1.0)
     for colour, mask in masks.items():
         drawing.blend_colour(ground, mask[ground_top:], colour, wear)
+
+
+def _draw_road_symbols(rng, ground, ground_top, camera, layout):
+    """White symbols between the lines, in road coordinates: direction arrows (straight, left,
+    right) in some lanes, now and then a stop line or a crossing's bars across the road. Real
+    frames have them, and a model that never saw one takes its shaft for a lane."""
+    mask = np.zeros((camera.frame_height, camera.frame_width), np.uint8)
+    centres = [(a.s + b.s) / 2 for a, b in zip(layout.lines[:-1], layout.lines[1:])]
+    polygons = []
+    for centre in centres:
+        if rng.random() < 0.5:
+            continue
+        length, width = rng.uniform(4.0, 7.0), rng.uniform(0.15, 0.3)
+        kind = rng.choice(["straight", "left", "right"], p=[0.6, 0.2, 0.2])
+        for z0 in rng.uniform(4.0, 60.0, int(rng.integers(1, 3))):
+            head = z0 + length
+            polygons.append(np.concatenate([camera.points(centre - width, [z0, head - 1.2]),
+                                            camera.points(centre + width, [head - 1.2, z0])]))
+            polygons.append(camera.points([centre - 3 * width, centre, centre + 3 * width],
+                                          [head - 1.2, head, head - 1.2]))
+            if kind != "straight":
+                side = -1.0 if kind == "left" else 1.0
+                polygons.append(camera.points(
+                    [centre, centre + side * 0.9, centre + side * 0.9, centre],
+                    [head - 2.6, head - 2.2, head - 1.8, head - 1.9]))
+    if rng.random() < 0.3:  # a stop line, or a crossing's bars, across the carriageway
+        z0 = rng.uniform(6.0, 40.0)
+        if rng.random() < 0.5:
+            polygons.append(camera.points([layout.lines[0].s, layout.lines[-1].s,
+                                           layout.lines[-1].s, layout.lines[0].s],
+                                          [z0, z0, z0 + 0.4, z0 + 0.4]))
+        else:
+            for s0 in np.arange(layout.lines[0].s + 0.3, layout.lines[-1].s - 0.3, 1.0):
+                polygons.append(camera.points([s0, s0 + 0.5, s0 + 0.5, s0],
+                                              [z0, z0, z0 + 3.0, z0 + 3.0]))
+    if polygons:
+        drawing.fill_polygons(mask, polygons, int(rng.uniform(190, 250)))
+        drawing.blend_colour(ground, mask[ground_top:], (rng.uniform(215, 245),) * 3)
 
 
 def _draw_dots(mask, camera, s, distances, radius, value):
