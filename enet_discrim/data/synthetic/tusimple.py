@@ -1343,6 +1343,35 @@ def _roll_matrix(roll_deg, width, height):
 
 # ------------------------------------------------------------------------------- labels
 
+def _line_at_rows(camera, s, z_dense, label_top, roll_matrix, rows):
+    """A line's x at each of `rows` of the rolled frame: (bool [R] the rows it spans below
+    `label_top`, float [R] x), or None when under 2 of its points are left."""
+    u, v = camera.project(s, z_dense)
+    keep = v >= label_top
+    u, v = u[keep], v[keep]
+    if len(u) < 2:
+        return None
+    x = roll_matrix[0, 0] * u + roll_matrix[0, 1] * v + roll_matrix[0, 2]
+    y = roll_matrix[1, 0] * u + roll_matrix[1, 1] * v + roll_matrix[1, 2]
+    # walking away from the camera the line must climb the image; drop any part that does not
+    climbing = y < np.minimum.accumulate(np.concatenate([[np.inf], y[:-1]]))
+    x, y = x[climbing], y[climbing]
+    if len(x) < 2:
+        return None
+    return (rows >= y.min()) & (rows <= y.max()), np.interp(rows, y[::-1], x[::-1])
+
+
+def _unoccluded(occlusion, inverse, xs, rows):
+    """bool [R]: the points (xs, rows) of the rolled frame that no upright object hides, looked
+    up in the unrolled frame, where the occlusion mask was drawn."""
+    height, width = occlusion.shape
+    un_x = inverse[0, 0] * xs + inverse[0, 1] * rows + inverse[0, 2]
+    un_y = inverse[1, 0] * xs + inverse[1, 1] * rows + inverse[1, 2]
+    col = np.clip(np.round(un_x).astype(int), 0, width - 1)
+    row = np.clip(np.round(un_y).astype(int), 0, height - 1)
+    return occlusion[row, col] == 0
+
+
 def _lane_labels(rng, camera, layout, occlusion, roll_matrix):
     """x of each labelled line's centre at every h_sample; -2 out of frame, beyond the annotated
     end, or beyond the last (or before the first) row where an upright object leaves it visible.
@@ -1354,28 +1383,14 @@ def _lane_labels(rng, camera, layout, occlusion, roll_matrix):
     rows = np.asarray(H_SAMPLES, np.float64)
     lanes = []
     for index in layout.labelled:
-        u, v = camera.project(layout.lines[index].s, z_dense)
-        keep = v >= label_top
-        u, v = u[keep], v[keep]
-        if len(u) < 2:
+        projected = _line_at_rows(camera, layout.lines[index].s, z_dense, label_top, roll_matrix,
+                                  rows)
+        if projected is None:
             continue
-        x = roll_matrix[0, 0] * u + roll_matrix[0, 1] * v + roll_matrix[0, 2]
-        y = roll_matrix[1, 0] * u + roll_matrix[1, 1] * v + roll_matrix[1, 2]
-        # walking away from the camera the line must climb the image; drop any part that does not
-        climbing = y < np.minimum.accumulate(np.concatenate([[np.inf], y[:-1]]))
-        x, y = x[climbing], y[climbing]
-        if len(x) < 2:
-            continue
-        inside = (rows >= y.min()) & (rows <= y.max())
-        xs = np.interp(rows, y[::-1], x[::-1])
+        inside, xs = projected
         xs_int = np.round(xs).astype(int)
         visible = inside & (xs_int >= 0) & (xs_int < camera.frame_width)
-        # back to the unrolled frame, where the occlusion mask was drawn
-        un_x = inverse[0, 0] * xs + inverse[0, 1] * rows + inverse[0, 2]
-        un_y = inverse[1, 0] * xs + inverse[1, 1] * rows + inverse[1, 2]
-        col = np.clip(np.round(un_x).astype(int), 0, camera.frame_width - 1)
-        row = np.clip(np.round(un_y).astype(int), 0, camera.frame_height - 1)
-        seen = np.flatnonzero(visible & (occlusion[row, col] == 0))
+        seen = np.flatnonzero(visible & _unoccluded(occlusion, inverse, xs, rows))
         if seen.size == 0:
             continue
         # TuSimple's annotators continue a line through whatever hides it between two visible
@@ -1414,26 +1429,14 @@ def _culane_lane_labels(rng, camera, layout, occlusion, roll_matrix):
     margin = 0.03 * width
     lanes = []
     for index in chosen:
-        u, v = camera.project(layout.lines[index].s, z_dense)
-        keep = v >= label_top
-        u, v = u[keep], v[keep]
-        if len(u) < 2:
+        projected = _line_at_rows(camera, layout.lines[index].s, z_dense, label_top, roll_matrix,
+                                  rows)
+        if projected is None:
             continue
-        x = roll_matrix[0, 0] * u + roll_matrix[0, 1] * v + roll_matrix[0, 2]
-        y = roll_matrix[1, 0] * u + roll_matrix[1, 1] * v + roll_matrix[1, 2]
-        climbing = y < np.minimum.accumulate(np.concatenate([[np.inf], y[:-1]]))
-        x, y = x[climbing], y[climbing]
-        if len(x) < 2:
-            continue
-        inside = (rows >= y.min()) & (rows <= y.max())
-        xs = np.interp(rows, y[::-1], x[::-1])
+        inside, xs = projected
         near_frame = inside & (xs >= -margin) & (xs < width + margin)
         in_frame = near_frame & (xs >= 0) & (xs < width) & (rows < height)
-        un_x = inverse[0, 0] * xs + inverse[0, 1] * rows + inverse[0, 2]
-        un_y = inverse[1, 0] * xs + inverse[1, 1] * rows + inverse[1, 2]
-        col = np.clip(np.round(un_x).astype(int), 0, width - 1)
-        row = np.clip(np.round(un_y).astype(int), 0, height - 1)
-        seen = np.flatnonzero(in_frame & (occlusion[row, col] == 0))
+        seen = np.flatnonzero(in_frame & _unoccluded(occlusion, inverse, xs, rows))
         if seen.size == 0:
             continue
         # rows run from the bottom up: seen[-1] is the farthest visible point
