@@ -87,6 +87,9 @@ def records(tmp_path):
         ({"crop_height": 60, "crop_width": 64}, "--crop_height must be a positive multiple of 8"),
         ({"dataset": "kitti"}, "unknown dataset 'kitti'"),
         ({"dist_weight": -1.0}, "--dist .* must not be negative"),
+        ({"delta_d": float("nan")}, "--ddist must be a finite number, got nan"),
+        ({"learning_rate": float("inf")}, "--learning_rate must be a finite number, got inf"),
+        ({"reg_weight": float("-inf")}, "--reg must be a finite number, got -inf"),
     ],
 )
 def test_bad_settings_fail_before_anything_is_written(tmp_path, records, overrides, message):

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import os
 
 from enet_discrim import atomic
@@ -69,6 +70,12 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "embedding_dim"):
             if getattr(self, name) < 1:
                 found.append(f"--{name} must be at least 1, got {getattr(self, name)}")
+        # A NaN passes every comparison below, and training would fail at its first step.
+        for flag, name in (("--learning_rate", "learning_rate"), ("--dvar", "delta_v"),
+                           ("--ddist", "delta_d"), ("--var", "var_weight"),
+                           ("--dist", "dist_weight"), ("--reg", "reg_weight")):
+            if not math.isfinite(getattr(self, name)):
+                found.append(f"{flag} must be a finite number, got {getattr(self, name)}")
         if self.learning_rate <= 0:
             found.append(f"--learning_rate must be positive, got {self.learning_rate}")
         for flag, name in (("--dvar", "delta_v"), ("--ddist", "delta_d")):
