@@ -16,6 +16,7 @@ model's post-processing settings are changed, never by editing the file by hand.
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import zipfile
@@ -27,6 +28,10 @@ from enet_discrim.lanes import LANE_MODELS
 from enet_discrim.losses import discriminative
 
 MODEL_FILE = "model.keras"
+#: The largest network input side: a 4096 x 4096 ENet already needs tens of GB to build.
+MAX_INPUT_SIZE = 4096
+#: The largest margin or bandwidth in embedding units (the paper's margins are 0.5 and 1.5).
+MAX_EMBEDDING_DISTANCE = 100.0
 #: The converted network that `enet_discrim.export --format tflite` writes beside config.json.
 TFLITE_FILE = "model.tflite"
 CONFIG_FILE = "config.json"
@@ -101,20 +106,25 @@ class InferenceSettings:
             found.append(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         for name in ("height", "width"):
             value = getattr(self, name)
-            if not _is_int(value) or value <= 0 or value % 8:
-                found.append(f"{name} must be a positive multiple of 8, got {value!r}")
+            if not _is_int(value) or value <= 0 or value % 8 or value > MAX_INPUT_SIZE:
+                found.append(f"{name} must be a positive multiple of 8 up to {MAX_INPUT_SIZE}, "
+                             f"got {value!r}")
         for name in ("num_classes", "embedding_dim"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 found.append(f"{name} must be a positive integer, got {value!r}")
         for name in ("delta_v", "delta_d", "bandwidth"):
-            if not _is_number(getattr(self, name)) or getattr(self, name) <= 0:
-                found.append(f"{name} must be a number > 0, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not _is_number(value) or not 0 < value <= MAX_EMBEDDING_DISTANCE:
+                found.append(f"{name} must be a number in (0, {MAX_EMBEDDING_DISTANCE}], got "
+                             f"{value!r}")
         if not _is_number(self.min_confidence) or not 0.0 <= self.min_confidence < 1.0:
             found.append(f"min_confidence must be in [0, 1), got {self.min_confidence!r}")
         for name in ("lane_top_trim", "lane_extend_bottom"):
-            if not _is_number(getattr(self, name)) or getattr(self, name) < 0:
-                found.append(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not _is_number(value) or not 0 <= value <= MAX_INPUT_SIZE:
+                found.append(f"{name} must be a number of map rows in [0, {MAX_INPUT_SIZE}], "
+                             f"got {value!r}")
         for name in ("cluster_all", "lane_bridge_gaps"):
             if not isinstance(getattr(self, name), bool):
                 found.append(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -188,7 +198,9 @@ def _is_int(value):
 
 
 def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    """A finite int or float (NaN and infinities are no setting)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def check_folder(folder):

@@ -133,7 +133,7 @@ def test_config_lane_top_trim_reaches_the_lane_fit(modeldir, tmp_path):
         folder = folder_with_config(tmp_path / f"trim{trim}", modeldir,
                                     {**load_config(modeldir), "lane_top_trim": trim})
         if trim < 0:
-            with pytest.raises(ValueError, match=r"trim-0.5/config.json: lane_top_trim must be a number >= 0"):
+            with pytest.raises(ValueError, match=r"trim-0.5/config.json: lane_top_trim must be a number of map rows in \[0, 4096\]"):
                 Predictor(folder)
             continue
         predictor = Predictor(TwoLaneNetwork(), min_pixels=10, settings=model_dir.load_settings(folder))

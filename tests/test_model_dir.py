@@ -38,13 +38,16 @@ def test_missing_keys_take_the_defaults_of_the_dataclass(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"height": 60}, "height must be a positive multiple of 8, got 60"),
+    ({"height": 60}, "height must be a positive multiple of 8 up to 4096, got 60"),
+    ({"width": 16384}, "width must be a positive multiple of 8 up to 4096, got 16384"),
     ({"min_confidence": 1.0}, r"min_confidence must be in \[0, 1\), got 1.0"),
     ({"lane_model": "cubic"}, "lane_model must be one of polynomial, hyperbola, got 'cubic'"),
     ({"lane_bridge_gaps": "yes"}, "lane_bridge_gaps must be true or false, got 'yes'"),
-    ({"lane_extend_bottom": -1}, "lane_extend_bottom must be a number >= 0, got -1"),
+    ({"lane_extend_bottom": -1}, r"lane_extend_bottom must be a number of map rows in \[0, 4096\], got -1"),
+    ({"lane_extend_bottom": 1e300}, r"lane_extend_bottom must be a number of map rows in \[0, 4096\]"),
     ({"max_lanes": 0}, "max_lanes must be a positive integer or null, got 0"),
-    ({"bandwidth": float("nan")}, "bandwidth must be a number > 0"),
+    ({"bandwidth": float("nan")}, r"bandwidth must be a number in \(0, 100.0\], got nan"),
+    ({"bandwidth": float("inf")}, r"bandwidth must be a number in \(0, 100.0\], got inf"),
     ({"thing_train_ids": [2]}, "thing_train_ids must be class ids below num_classes"),
     ({"colour": "red"}, "unknown key"),
 ])
