@@ -98,6 +98,14 @@ def test_strict_writes_nothing_when_a_line_is_bad(culane_root, tmp_path):
     assert not os.path.exists(tmp_path / "out") or not os.listdir(tmp_path / "out")
 
 
+def test_an_outdir_under_a_file_is_one_error_before_any_work(culane_root, tmp_path):
+    root, _ = culane_root
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match=r"--outdir .*a_file/out exists and is not a folder "
+                                         r"\(.*a_file is a file\)"):
+        culane.convert(str(root), str(tmp_path / "a_file" / "out"))
+
+
 def test_a_missing_list_or_root_is_one_error(tmp_path):
     with pytest.raises(ValueError, match="CULane source folder does not exist"):
         culane.convert(str(tmp_path / "nope"), str(tmp_path / "out"))

@@ -298,7 +298,9 @@ def convert_frames(frames, build_example, outdir, splits, problems=(), strict=Fa
     Raises:
         BadInputError: strict, and some frame or problem is bad; nothing written.
         NothingConvertedError: no frame could be converted (or there was none); nothing written.
+        ValueError: `outdir` or a folder above it is a file.
     """
+    atomic.check_folder_target(outdir)  # an outdir under a file: one line, before any work
     problems = list(problems)
     for problem in problems:
         logging.warning("%s", problem)
