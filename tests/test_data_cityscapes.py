@@ -201,7 +201,8 @@ def test_zero_byte_pngs_are_skipped(cityscapes_root, tmp_path):
     assert summary["counts"] == {"train": 1}
 
 
-@pytest.mark.parametrize("content", ["[1, 2]", '"text"', "{not json", '{"counts": [1]}'])
+@pytest.mark.parametrize("content", ["[1, 2]", '"text"', "{not json", '{"counts": [1]}', "{}",
+                                     '{"num_classes": "two", "class_names": ["a", "b"]}'])
 def test_a_garbage_dataset_info_is_named_and_rewritten(cityscapes_root, tmp_path, content, caplog):
     # Issue 15 item 17: a garbage dataset_info.json gave a bare error naming no file.
     out = tmp_path / "out"

@@ -99,6 +99,22 @@ def test_bad_settings_fail_before_anything_is_written(tmp_path, records, overrid
     assert not os.path.exists(config.outdir) and not os.path.exists(config.logdir)
 
 
+@pytest.mark.parametrize("content, message", [
+    ("{}", 'missing "num_classes"'),
+    ('{"num_classes": "two", "class_names": ["a", "b"]}',
+     '"num_classes" must be a positive integer, got "two"'),
+])
+def test_a_broken_dataset_info_is_named_before_anything_is_written(tmp_path, records, content,
+                                                                   message):
+    info = os.path.join(records, "dataset_info.json")
+    with open(info, "w") as stream:
+        stream.write(content)
+    config = tiny_config(tmp_path)
+    with pytest.raises(ValueError, match=f"^{info}: {message}"):
+        train(config)
+    assert not os.path.exists(config.outdir)
+
+
 def test_lane_top_trim_follows_the_label_line_thickness():
     from enet_discrim.training.trainer import inference_config
     info = {"num_classes": 2, "class_names": ["background", "lane"]}

@@ -132,7 +132,8 @@ def read_dataset_info(path):
 
     Raises:
         ValueError: `PATH: reason` when the file cannot be read, is not UTF-8 JSON, is not a JSON
-            object, or holds a "counts" that is not an object.
+            object, or lacks or mistypes what training reads (`num_classes`, `class_names`,
+            sizes, counts, thing classes).
     """
     try:
         with open(path, encoding="utf-8") as stream:
@@ -148,7 +149,39 @@ def read_dataset_info(path):
         raise ValueError(f"{path}: not a JSON object but {type(info).__name__}")
     if not isinstance(info.get("counts", {}), dict):
         raise ValueError(f"{path}: \"counts\" is not a JSON object")
+    problem = _dataset_info_problem(info)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     return info
+
+
+def _whole(value, least):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _dataset_info_problem(info):
+    """The first thing wrong with a dataset_info dict's values that training reads, or None."""
+    for key in ("num_classes", "class_names"):
+        if key not in info:
+            return f"missing \"{key}\" (written by every converter)"
+    if not _whole(info["num_classes"], 1):
+        return f"\"num_classes\" must be a positive integer, got {json.dumps(info['num_classes'])}"
+    names = info["class_names"]
+    if (not isinstance(names, list) or len(names) != info["num_classes"]
+            or not all(isinstance(name, str) for name in names)):
+        return (f"\"class_names\" must be a list of {info['num_classes']} names, got "
+                f"{json.dumps(names)[:60]}")
+    for key, least in (("height", 1), ("width", 1), ("lane_thickness", 1), ("ignore_label", 0)):
+        if key in info and not _whole(info[key], least):
+            return f"\"{key}\" must be an integer >= {least}, got {json.dumps(info[key])}"
+    bad_counts = [split for split, count in info.get("counts", {}).items() if not _whole(count, 0)]
+    if bad_counts:
+        return f"\"counts\" of {bad_counts[0]!r} must be a whole number of frames"
+    things = info.get("thing_train_ids", [])
+    if not isinstance(things, list) or not all(
+            _whole(c, 0) and c < info["num_classes"] for c in things):
+        return f"\"thing_train_ids\" must be class ids below num_classes, got {json.dumps(things)}"
+    return None
 
 
 class ShardWriter:
