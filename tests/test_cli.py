@@ -144,6 +144,16 @@ def test_bad_input_is_the_same_one_line_error_and_exit_2_in_every_command(comman
     assert not (tmp_path / "out").exists()
 
 
+def test_benchmark_refuses_a_damaged_model_before_any_work(tmp_path, capsys):
+    folder = tmp_path / "damaged"
+    folder.mkdir()
+    (folder / "config.json").write_text(open(os.path.join(TRAINED_MODEL, "config.json")).read())
+    (folder / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    assert cli.main(["benchmark", "--modeldir", str(folder)]) == support.EXIT_BAD_INPUT
+    error = capsys.readouterr().err
+    assert ONE_LINE_ERROR.fullmatch(error) and "model.keras" in error
+
+
 def test_a_multi_line_message_becomes_one_line(capsys):
     assert support.report_error(ValueError("2 bad items:\na.json:3: no lanes\n\nb.json:1: not JSON\n")) == 2
     assert capsys.readouterr().err == "error: 2 bad items: a.json:3: no lanes; b.json:1: not JSON\n"

@@ -256,7 +256,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         if args.modeldir is not None:
-            model_dir.check_folder(args.modeldir)
+            # A damaged model fails here, not after minutes of the other benchmarks.
+            if model_dir.holds_tflite(args.modeldir):
+                model_dir.load_settings(args.modeldir)
+            else:
+                model_dir.load(args.modeldir)
         if args.indir is not None:
             batch_inference.list_jobs(args.indir)
     except ValueError as error:
