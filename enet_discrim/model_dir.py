@@ -254,28 +254,47 @@ def save(folder, model, settings):
     write_settings(folder, settings)
 
 
-def load(folder):
-    """(keras model loaded with safe_mode, InferenceSettings) of a model folder."""
+def load_model_file(path):
+    """The Keras model of a `model.keras` file, loaded in safe mode.
+
+    Raises:
+        ValueError: one line naming `path`: not a zip archive, a damaged archive, or a file whose
+            config names something safe mode refuses or this project does not define (a Lambda,
+            `os.system`, ...): nothing of it runs.
+    """
     import keras  # only here: reading the settings needs no TensorFlow
 
     from enet_discrim import model as _registers_the_classes  # noqa: F401
 
-    settings = load_settings(folder)
-    path = os.path.join(folder, MODEL_FILE)
-    if not os.path.isfile(path):  # a TFLite folder: check_folder accepts it
-        raise ValueError(f"Model folder {folder!r} holds {TFLITE_FILE} but no {MODEL_FILE} "
-                         f"(a Keras model is needed here)")
     # Keras reports a file that is no zip archive as "File not found".
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path}: not a Keras model file (not a zip archive: corrupt, truncated "
                          "or another format)")
     try:
-        model = keras.models.load_model(path, safe_mode=True)
+        return keras.models.load_model(path, safe_mode=True)
     except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: not a loadable Keras model ({error})") from None
+        raise ValueError(f"{path}: not a loadable Keras model ({_first_line(error)})") from None
     except (KeyError, EOFError, zipfile.BadZipFile) as error:  # a damaged archive
         raise ValueError(f"{path}: not a loadable Keras model, the archive is damaged "
-                         f"({error})") from None
+                         f"({_first_line(error)})") from None
+    except (TypeError, AttributeError) as error:  # a config naming what is not ours to build
+        raise ValueError(f"{path}: not a model this project can load "
+                         f"({_first_line(error)})") from None
+
+
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__
+
+
+def load(folder):
+    """(keras model loaded with safe_mode, InferenceSettings) of a model folder."""
+    settings = load_settings(folder)
+    path = os.path.join(folder, MODEL_FILE)
+    if not os.path.isfile(path):  # a TFLite folder: check_folder accepts it
+        raise ValueError(f"Model folder {folder!r} holds {TFLITE_FILE} but no {MODEL_FILE} "
+                         f"(a Keras model is needed here)")
+    model = load_model_file(path)
     if (model.num_classes, model.embedding_dim) != (settings.num_classes, settings.embedding_dim):
         raise ValueError(f"{folder}: {MODEL_FILE} and {CONFIG_FILE} disagree on classes or "
                          f"embedding size")

@@ -1,5 +1,6 @@
 """Tests for enet_discrim.model_dir: the inference settings of a model folder, and its CLI."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -119,3 +120,30 @@ def test_save_and_load_a_model_and_predict_from_objects(tmp_path):
         Predictor(loaded)
     with pytest.raises(ValueError, match="disagree on classes"):
         model_dir.save(str(tmp_path / "other"), model, settings.replace(num_classes=3))
+
+
+def _model_file_with_config(path, edit):
+    """A copy of the shipped model.keras whose config.json went through `edit` (a dict -> dict)."""
+    import zipfile
+
+    source = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "trained_model", "model.keras")
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(path, "w") as copy:
+        for item in original.infolist():
+            data = original.read(item.filename)
+            if item.filename == "config.json":
+                data = json.dumps(edit(json.loads(data))).encode()
+            copy.writestr(item, data)
+    return str(path)
+
+
+def test_model_files_that_are_no_model_of_ours_are_one_line(tmp_path):
+    calls_os = _model_file_with_config(tmp_path / "os.keras", lambda config: {
+        **config, "module": "os", "class_name": "system", "registered_name": None})
+    with pytest.raises(ValueError, match=r"os.keras: not a model this project can load "
+                                         r"\(Could not locate class 'system'"):
+        model_dir.load_model_file(calls_os)
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes(open(os.path.join(os.path.dirname(calls_os), "os.keras"), "rb").read()[:3000])
+    with pytest.raises(ValueError, match=r"damaged.keras: not a Keras model file"):
+        model_dir.load_model_file(str(damaged))

@@ -115,6 +115,16 @@ def test_a_broken_dataset_info_is_named_before_anything_is_written(tmp_path, rec
     assert not os.path.exists(config.outdir)
 
 
+def test_a_damaged_model_to_fine_tune_from_is_named_before_anything_is_written(tmp_path, records):
+    modeldir = tmp_path / "damaged"
+    modeldir.mkdir()
+    (modeldir / "model.keras").write_bytes(b"PK\x03\x04" + b"\0" * 64)
+    config = tiny_config(tmp_path, modeldir=str(modeldir))
+    with pytest.raises(ValueError, match=r"damaged/model.keras: not a"):
+        train(config)
+    assert not os.path.exists(config.outdir)
+
+
 def test_lane_top_trim_follows_the_label_line_thickness():
     from enet_discrim.training.trainer import inference_config
     info = {"num_classes": 2, "class_names": ["background", "lane"]}

@@ -356,7 +356,7 @@ def _build_model(config, num_classes):
     path = os.path.join(config.modeldir, MODEL_FILE)
     if not os.path.isfile(path):
         raise ValueError(f"--modeldir {config.modeldir!r} has no {MODEL_FILE} to fine-tune from")
-    model = keras.models.load_model(path, safe_mode=True)
+    model = model_dir.load_model_file(path)
     if (model.num_classes, model.embedding_dim) != (num_classes, config.embedding_dim):
         raise ValueError(
             f"{path} has {model.num_classes} classes and {model.embedding_dim}-D embeddings; this run "
