@@ -251,7 +251,7 @@ def test_read_image_names_the_file_and_the_problem(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "text.png").write_text("not an image")
     for name, reason in (("missing.png", "no such file"), ("empty.png", "empty file (0 bytes)"),
-                         ("text.png", "not a readable image"), ("", "cannot read (Is a directory)")):
+                         ("text.png", "not a readable image"), ("", "not a regular file (a folder)")):
         path = str(tmp_path / name)
         with pytest.raises(images.ImageError) as error:
             images.read_image(path)
@@ -315,3 +315,21 @@ def test_format_users_do_not_import_each_other(modules, forbidden):
     for module in modules:
         bad = sorted(name for name in _imports(PACKAGE / module) if name.startswith(forbidden))
         assert not bad, (module, bad)
+
+
+def test_special_files_are_refused_without_reading_them(tmp_path):
+    import os
+
+    from enet_discrim.formats import images
+
+    fifo = tmp_path / "b.jpg"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer comes
+    with pytest.raises(images.ImageError, match=r"b.jpg: not a regular file \(a FIFO\)"):
+        images.read_image(str(fifo))
+    os.symlink("/dev/zero", tmp_path / "zero.png")  # reading it would never end
+    with pytest.raises(images.ImageError, match=r"zero.png: not a regular file \(a character "
+                                                r"device\)"):
+        images.read_image(str(tmp_path / "zero.png"))
+    (tmp_path / "folder.jpg").mkdir()
+    with pytest.raises(images.ImageError, match=r"folder.jpg: not a regular file \(a folder\)"):
+        images.read_image(str(tmp_path / "folder.jpg"))

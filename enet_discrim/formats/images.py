@@ -7,9 +7,16 @@ that is no image each get their own reason, and the file is opened by Python (so
 cannot open on some systems work too).
 """
 
+import os
+import stat
+
 import cv2
 import numpy as np
 
+#: The largest image file read: an uncompressed 8K RGB frame is 100 MB.
+MAX_IMAGE_BYTES = 256 << 20
+_FILE_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
+               stat.S_IFBLK: "a block device", stat.S_IFDIR: "a folder", stat.S_IFSOCK: "a socket"}
 # Dtypes cv2.resize takes as they are; other integer maps go through int32.
 _RESIZABLE = (np.uint8, np.int8, np.uint16, np.int16, np.int32)
 
@@ -41,18 +48,25 @@ def read_image(path, unchanged=False):
         the image array.
 
     Raises:
-        ImageError: `PATH: reason`: "no such file", "cannot read (OS reason)", "empty file
-            (0 bytes)" or "not a readable image".
+        ImageError: `PATH: reason`: "no such file", "not a regular file (a FIFO)" (also a
+            device or a folder, or a link to one: nothing is read from it), "cannot read (OS
+            reason)", "empty file (0 bytes)", larger than `MAX_IMAGE_BYTES`, or "not a readable
+            image".
     """
     try:
+        kind = stat.S_IFMT(os.stat(path).st_mode)
+        if kind != stat.S_IFREG:  # a FIFO would block the reader forever, /dev/zero fill memory
+            raise ImageError(path, f"not a regular file ({_FILE_KINDS.get(kind, 'a special file')})")
         with open(path, "rb") as stream:
-            data = stream.read()
+            data = stream.read(MAX_IMAGE_BYTES + 1)
     except FileNotFoundError:
         raise ImageError(path, "no such file") from None
     except OSError as error:
         raise ImageError(path, f"cannot read ({error.strerror or error})") from None
     if not data:
         raise ImageError(path, "empty file (0 bytes)")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageError(path, f"larger than {MAX_IMAGE_BYTES >> 20} MB: no frame is")
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8),
                              cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_COLOR)
