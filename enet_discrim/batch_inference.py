@@ -123,7 +123,8 @@ def list_jobs(indir, tusimple_tasks=None, exclude=(), culane_list=None):
             folder per city), or the root that the tasks' raw_file paths are relative to. Every
             file is a frame (a non-image is reported by name when it is read) except hidden files
             and folders and JSON label files; frames are in the order of their relative paths.
-            Linked folders are followed, each real folder once.
+            Linked folders inside `indir` are followed, each real folder once; links that lead
+            outside it are not.
         tusimple_tasks: optional TuSimple test_tasks / label file: exactly those frames, in order,
             each sampled at its own h_samples. As in the converter, a raw_file that leaves `indir`
             (`..`, an absolute path elsewhere, a symlink out) is refused.
@@ -199,12 +200,20 @@ def _frame_files(indir, exclude):
 
     A folder of `exclude` is not searched; one that is `indir` itself (outputs written beside the
     frames) is searched without the outputs a run writes (`_OUTPUT_SUFFIXES`, `_RESULT_FOLDERS`).
+    Links to folders or files outside `indir` are not followed (one warning says how many).
     """
     root = os.path.realpath(indir)
     skipped = {os.path.realpath(folder) for folder in exclude}
     outputs_beside = root in skipped
     skipped.discard(root)
-    seen, found = set(), []
+    seen, found, leaving = set(), [], []
+
+    def inside(path):
+        if os.path.commonpath([root, os.path.realpath(path)]) == root:
+            return True
+        leaving.append(path)
+        return False
+
     for folder, subfolders, files in os.walk(indir, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen or real in skipped:
@@ -213,11 +222,16 @@ def _frame_files(indir, exclude):
         seen.add(real)
         subfolders[:] = sorted(name for name in subfolders if not name.startswith(".")
                                and not (outputs_beside and real == root
-                                        and name in _RESULT_FOLDERS))
+                                        and name in _RESULT_FOLDERS)
+                               and inside(os.path.join(folder, name)))
         # Label files (JSON) beside the frames are expected and left alone.
         found += [os.path.relpath(os.path.join(folder, name), indir) for name in files
                   if not name.startswith(".") and not name.lower().endswith(".json")
-                  and not (outputs_beside and name.endswith(_OUTPUT_SUFFIXES))]
+                  and not (outputs_beside and name.endswith(_OUTPUT_SUFFIXES))
+                  and inside(os.path.join(folder, name))]
+    if leaving:
+        logging.warning("%d link(s) under --indir %s lead outside it and are not followed "
+                        "(first: %s)", len(leaving), indir, leaving[0])
     return sorted(found, key=lambda relative: relative.split(os.sep))
 
 

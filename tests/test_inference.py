@@ -213,6 +213,20 @@ def test_an_outdir_that_is_the_indir_keeps_its_frames_and_skips_its_outputs(two_
     assert [job.raw_file for job in again] == ["frame0.jpg", "frame1.jpg"]
 
 
+def test_links_that_leave_the_indir_are_not_followed(tmp_path, caplog):
+    outside = tmp_path / "etc"
+    write_frames(str(outside), sizes=((8, 8), (8, 8)))
+    indir = tmp_path / "in"
+    write_frames(str(indir), sizes=((8, 8),))
+    os.symlink(outside, indir / "etc_link")  # a folder outside
+    os.symlink(outside / "frame1.jpg", indir / "x.jpg")  # a file outside
+    (indir / "sub").mkdir()
+    os.symlink(indir / "frame0.jpg", indir / "sub" / "again.jpg")  # a link inside: followed
+    jobs = batch_inference.list_jobs(str(indir))
+    assert [job.raw_file for job in jobs] == ["frame0.jpg", os.path.join("sub", "again.jpg")]
+    assert "2 link(s) under --indir" in caplog.text and "lead outside it" in caplog.text
+
+
 def test_the_network_is_traced_before_the_first_frame(modeldir, monkeypatch):
     # Otherwise frame 1's run_time carries the graph building and TuSimple scores it as a miss.
     traced = []
