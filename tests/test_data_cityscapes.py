@@ -217,6 +217,20 @@ def test_a_garbage_dataset_info_is_named_and_rewritten(cityscapes_root, tmp_path
                for record in caplog.records)
 
 
+def test_a_city_folder_linked_from_outside_the_root_is_refused(cityscapes_root, tmp_path):
+    label_ids, instance_ids = _label_maps()
+    elsewhere = tmp_path / "elsewhere"
+    _write_frame(elsewhere, "train", "köln", "koeln_000000_000019", label_ids, instance_ids)
+    os.symlink(elsewhere / "leftImg8bit" / "train" / "köln",
+               cityscapes_root / "leftImg8bit" / "train" / "koeln")
+    summary = cityscapes.convert(str(cityscapes_root), str(tmp_path / "out"), "train",
+                                 height=HEIGHT, width=WIDTH)
+    assert summary["counts"] == {"train": 1}  # aachen's frame only
+    [problem] = summary["skipped"]
+    assert "koeln_000000_000019_leftImg8bit.png" in problem
+    assert "resolves outside the dataset root, refused" in problem
+
+
 def test_a_split_whose_every_frame_is_bad_is_an_error(cityscapes_root, tmp_path, capsys):
     (cityscapes_root / "gtFine/val/bonn/bonn_000001_000019_gtFine_labelIds.png").write_bytes(b"x")
     out = tmp_path / "out"

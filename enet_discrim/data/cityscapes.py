@@ -27,6 +27,7 @@ import numpy as np
 
 from enet_discrim.cli import support
 from enet_discrim.formats import cityscapes as cityscapes_format
+from enet_discrim.formats import paths
 from enet_discrim.formats import images
 # Public names of this module before the format had its own (kept for their callers).
 from enet_discrim.formats.cityscapes import (IMAGE_SUFFIX, INSTANCE_ID_FACTOR,  # noqa: F401
@@ -122,6 +123,14 @@ def find_frames(srcdir, split):
             "instance_ids": os.path.join(label_folder, stem + INSTANCE_IDS_SUFFIX),
             "filename": os.path.relpath(image_path, srcdir).replace(os.sep, "/"),
         }
+        # A city folder linked from outside the dataset root is not converted (as TuSimple's
+        # converter refuses a raw_file outside its root).
+        for what in ("image", "label_ids", "instance_ids"):
+            try:
+                paths.resolve_inside(srcdir, srcdir, payload[what], what)
+            except ValueError as error:
+                payload["refused"] = str(error)
+                break
         frames.append(writer.Frame(split, image_path, payload))
     return frames
 
@@ -148,6 +157,8 @@ def _read_label_map(path, what, dtypes):
 
 def build_example(payload, height, width, table):
     """Builds the serialized Example of one frame (payload from `find_frames`)."""
+    if "refused" in payload:
+        raise writer.FrameError(payload["refused"])
     label_ids = _read_label_map(payload["label_ids"], "labelIds", (np.uint8, np.uint16))
     # Instance ids are labelId * 1000 + n: an 8-bit map has lost them (kept mod 256).
     instance_ids = _read_label_map(payload["instance_ids"], "instanceIds", (np.uint16,))
