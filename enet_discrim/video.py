@@ -16,6 +16,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from absl import logging  # noqa: E402
 
 from enet_discrim import atomic  # noqa: E402
 from enet_discrim.formats import tusimple as tusimple_format  # noqa: E402
@@ -116,7 +117,8 @@ class ClipWriter:
 
     Args:
         path: the clip to write, e.g. `OUT/CLIP_overlay.mp4`.
-        width, height: frame size; every frame must have it.
+        width, height: frame size; every frame must have it. An odd side is padded by one black
+            row or column (MPEG-4 codes even sides only), with a warning.
         fps: frame rate.
 
     Raises:
@@ -129,9 +131,18 @@ class ClipWriter:
 
     def __init__(self, path, width, height, fps):
         self.path, self.width, self.height, self.fps = path, int(width), int(height), float(fps)
+        # MPEG-4 codes even sides only (OpenCV would drop an odd last row or column unsaid): an
+        # odd side gets one black row or column, and says so.
+        self._padding = (self.height % 2, self.width % 2)
+        if any(self._padding):
+            logging.warning("%s: the clip is %d x %d, MPEG-4 needs even sides: the overlay clip "
+                            "is %d x %d (black edge added at the right or bottom)", path,
+                            self.width, self.height, self.width + self._padding[1],
+                            self.height + self._padding[0])
         self._temp_path = atomic.temporary_path(path, suffix=".mp4")
         self._writer = cv2.VideoWriter(self._temp_path, cv2.VideoWriter_fourcc(*CODEC), self.fps,
-                                       (self.width, self.height))
+                                       (self.width + self._padding[1],
+                                        self.height + self._padding[0]))
         if not self._writer.isOpened():
             self.discard()
             raise ValueError(f"{path}: OpenCV cannot write an MPEG-4 ({CODEC}) clip here")
@@ -143,7 +154,11 @@ class ClipWriter:
             raise ValueError(f"{self.path}: frame {self.frames_written} is {frame_rgb.dtype} "
                              f"{frame_rgb.shape}, the clip takes uint8 "
                              f"{(self.height, self.width, 3)}")
-        self._writer.write(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
+        frame_bgr = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
+        if any(self._padding):
+            frame_bgr = cv2.copyMakeBorder(frame_bgr, 0, self._padding[0], 0, self._padding[1],
+                                           cv2.BORDER_CONSTANT, value=0)
+        self._writer.write(frame_bgr)
         self.frames_written += 1
 
     def close(self):

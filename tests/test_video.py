@@ -96,6 +96,18 @@ def test_clip_writer_writes_only_complete_clips(tmp_path):
     assert os.listdir(tmp_path) == ["out.mp4"]
 
 
+def test_a_clip_of_odd_size_is_padded_and_says_so(tmp_path, caplog):
+    path = str(tmp_path / "odd.mp4")
+    frame = np.full((37, 65, 3), 200, np.uint8)
+    with video.ClipWriter(path, 65, 37, 10.0) as clip:
+        for _ in range(3):
+            clip.write(frame)
+    capture, info = video.open_clip(path)
+    capture.release()
+    assert (info.width, info.height, info.frame_count) == (66, 38, 3)
+    assert "the clip is 65 x 37, MPEG-4 needs even sides: the overlay clip is 66 x 38" in caplog.text
+
+
 def test_run_video_writes_every_frame_in_order(two_lane_predictor, tmp_path):  # noqa: F811
     clip = write_clip(tmp_path / "CLIP.mp4")
     outputs = {}
