@@ -3,6 +3,7 @@ model folder, Cityscapes per-class training and mixed precision."""
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -181,3 +182,23 @@ def test_two_local_workers_train_in_step_and_end_with_the_same_weights(tmp_path)
                                    rtol=1e-5, atol=1e-6, err_msg=key)
     assert (outdir / "model.keras").is_file() and not (outdir / "worker_1").exists()
     assert readers[0].get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 2
+
+
+@pytest.mark.parametrize("tf_config, message", [
+    ("not json {", "TF_CONFIG is not valid JSON"),
+    ("[1, 2]", 'TF_CONFIG must be a JSON object with "cluster" and "task", got list'),
+    ('{"cluster": {"worker": ["host1"]}, "task": {"type": "worker", "index": 0}}',
+     'TF_CONFIG "cluster" must map each task type to a list of "host:port"'),
+    ('{"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "ps", "index": 0}}',
+     'TF_CONFIG "task" must name a "type" of its cluster'),
+    ('{"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 2}}',
+     'TF_CONFIG "task" "index" must be 0..1 for its 2 worker'),
+])
+def test_a_malformed_tf_config_is_named_before_any_work(monkeypatch, tf_config, message):
+    from enet_discrim.training import distribution
+
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        distribution.make_strategy("multi_worker")
+    distribution.check_tf_config(
+        '{"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 1}}')

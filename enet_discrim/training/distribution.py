@@ -1,5 +1,6 @@
 """Distribution strategies, and which worker of a multi-worker run this process is."""
 
+import json
 import os
 
 import tensorflow as tf
@@ -18,10 +19,39 @@ def make_strategy(name):
         if "TF_CONFIG" not in os.environ:
             raise ValueError("--strategy multi_worker needs the TF_CONFIG environment variable "
                              "(see README)")
+        check_tf_config(os.environ["TF_CONFIG"])
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored" or len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def check_tf_config(text):
+    """Raises ValueError naming TF_CONFIG unless `text` describes a cluster and this task in it:
+    `{"cluster": {"worker": ["host:port", ...], ...}, "task": {"type": "worker", "index": i}}`
+    (TensorFlow trains a malformed one as a single local worker, without a word)."""
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({error.msg} at column "
+                         f"{error.colno})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"TF_CONFIG must be a JSON object with \"cluster\" and \"task\", got "
+                         f"{type(config).__name__}")
+    cluster, task = config.get("cluster"), config.get("task")
+    if not isinstance(cluster, dict) or not cluster or not all(
+            isinstance(hosts, list) and hosts and all(isinstance(h, str) and ":" in h for h in hosts)
+            for hosts in cluster.values()):
+        raise ValueError('TF_CONFIG "cluster" must map each task type to a list of "host:port"')
+    if not isinstance(task, dict) or task.get("type") not in cluster:
+        raise ValueError(f'TF_CONFIG "task" must name a "type" of its cluster '
+                         f'({", ".join(cluster)}), got {json.dumps(task)}')
+    index = task.get("index")
+    if not (isinstance(index, int) and not isinstance(index, bool)
+            and 0 <= index < len(cluster[task["type"]])):
+        raise ValueError(f'TF_CONFIG "task" "index" must be 0..{len(cluster[task["type"]]) - 1} '
+                         f'for its {len(cluster[task["type"]])} {task["type"]}(s), got '
+                         f'{json.dumps(index)}')
 
 
 def is_chief(strategy):
