@@ -154,6 +154,14 @@ def test_benchmark_refuses_a_damaged_model_before_any_work(tmp_path, capsys):
     assert ONE_LINE_ERROR.fullmatch(error) and "model.keras" in error
 
 
+def test_ctrl_c_is_one_line_and_exit_130(capsys):
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    assert support.run_main(interrupted, []) == 130
+    assert capsys.readouterr().err == "error: interrupted; nothing lost: run again to resume\n"
+
+
 def test_a_multi_line_message_becomes_one_line(capsys):
     assert support.report_error(ValueError("2 bad items:\na.json:3: no lanes\n\nb.json:1: not JSON\n")) == 2
     assert capsys.readouterr().err == "error: 2 bad items: a.json:3: no lanes; b.json:1: not JSON\n"

@@ -6,7 +6,8 @@ Exit status of the commands (`enet-discrim ...`, `training.py`, the `python -m` 
 - 1 (`EXIT_FAILED`): the input was usable but the work failed (training diverged; the output
   could not be written to a closed pipe);
 - 2 (`EXIT_BAD_INPUT`): bad input: a flag, file or data the command cannot use. It is the code
-  argparse already exits with for a bad flag, so a wrong flag and a wrong file read the same.
+  argparse already exits with for a bad flag, so a wrong flag and a wrong file read the same;
+- 130 (`EXIT_INTERRUPTED`): Ctrl-C, reported in one line (`INTERRUPTED_MESSAGE`).
 
 An error is one line on stderr, `error: <message>` (`report_error`); the message names the file
 and the problem. TensorFlow writes about ten lines of C++ start-up log (oneDNN, CUDA,
@@ -24,6 +25,10 @@ import tempfile
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+#: Ctrl-C: 128 + SIGINT, as shells report a process interrupted so.
+EXIT_INTERRUPTED = 130
+#: What an interrupted command says: its outputs are written atomically and training resumes.
+INTERRUPTED_MESSAGE = "interrupted; nothing lost: run again to resume"
 
 VERBOSE_FLAG = "--verbose"
 _ABSL_HELP_FLAGS = {"-?", "--help", "--helpshort", "--helpfull", "--helpxml"}
@@ -151,13 +156,15 @@ def run_main(main, argv=None, tensorflow=False):
     Returns:
         The exit status.
     """
-    argv = quiet_startup(sys.argv[1:] if argv is None else argv, tensorflow=tensorflow)
     try:
+        argv = quiet_startup(sys.argv[1:] if argv is None else argv, tensorflow=tensorflow)
         status = main(argv)
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        return report_error(INTERRUPTED_MESSAGE, EXIT_INTERRUPTED)
     return status
 
 
@@ -211,7 +218,10 @@ def run_absl_command(main, flags_module, argv=None):
         except flags.Error as error:
             sys.exit(report_error(error))
 
-    app.run(main, argv=argv, flags_parser=parse)
+    try:
+        app.run(main, argv=argv, flags_parser=parse)
+    except KeyboardInterrupt:
+        sys.exit(report_error(INTERRUPTED_MESSAGE, EXIT_INTERRUPTED))
 
 
 class ArgumentParser(argparse.ArgumentParser):
