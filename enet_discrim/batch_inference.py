@@ -34,7 +34,7 @@ from enet_discrim.formats import DATASETS, LANE_DATASETS
 from enet_discrim.formats import cityscapes as cityscapes_format
 from enet_discrim.formats import culane as culane_format
 from enet_discrim.formats import tusimple as tusimple_format
-from enet_discrim.formats.images import read_image
+from enet_discrim.formats.images import MAX_PIXELS, read_image
 # Public name of this module before the format had its own (kept for its callers).
 from enet_discrim.formats.tusimple import read_tasks  # noqa: F401
 
@@ -305,13 +305,13 @@ def _overlay(predictor, image, prediction, by_class):
     return visualization.overlay_instances(image, prediction.instances)
 
 
-def _decode_files(jobs):
-    """`frame_pipeline.Decoded` frames of the jobs' files, in order; unreadable ones with their
-    "PATH: reason"."""
+def _decode_files(jobs, max_pixels):
+    """`frame_pipeline.Decoded` frames of the jobs' files, in order; unreadable ones (and those
+    above `max_pixels`) with their "PATH: reason"."""
     for job in jobs:
         start = time.perf_counter()
         try:
-            image, error = read_image(job.path), None
+            image, error = read_image(job.path, max_pixels=max_pixels), None
         except ValueError as failure:
             image, error = None, str(failure)
             logging.warning("Skipped %s", failure)
@@ -335,7 +335,7 @@ def _summary(stats):
 
 
 def run(predictor, jobs, outdir, output_format="tusimple", plots=False, save=PICTURES,
-        pipelined=True):
+        pipelined=True, max_pixels=MAX_PIXELS):
     """Predicts every job and writes the outputs; bad files are reported and skipped.
 
     Frames are decoded ahead of the network and written behind it (`frame_pipeline.run_stream`);
@@ -350,6 +350,9 @@ def run(predictor, jobs, outdir, output_format="tusimple", plots=False, save=PIC
         plots: also write `<name>_embedding.png`.
         save: picture kinds to write, a subset of `PICTURES` ("overlay", "instances").
         pipelined: False decodes, predicts and writes one frame after the other.
+        max_pixels: frames with more pixels are skipped before they are decoded (None: no
+            limit). With it, memory is bounded: the pipeline holds a fixed number of frames
+            (`frame_pipeline.run_stream`'s read-ahead and pending writes).
 
     Returns:
         dict: "processed" count, "skipped" list of "PATH: reason", "timings_ms" mean per stage
@@ -399,7 +402,7 @@ def run(predictor, jobs, outdir, output_format="tusimple", plots=False, save=PIC
             _write_culane(results_dir, predicted.item, predicted.prediction)
 
     stats = frame_pipeline.run_stream(
-        _decode_files(jobs),
+        _decode_files(jobs, max_pixels),
         lambda image, job: predictor.predict(
             image, h_samples=lane_rows(job, output_format, image.shape[0])),
         write=write,

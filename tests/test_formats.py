@@ -247,6 +247,45 @@ def test_read_image_gives_rgb_from_any_stored_form(tmp_path):
     assert stored.dtype == np.uint16 and stored.shape == (2, 3) and stored[0, 0] == 0x1234
 
 
+@pytest.mark.parametrize("extension, params", [
+    (".png", []), (".jpg", []), (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]), (".bmp", [])])
+def test_the_declared_size_is_read_from_the_header(extension, params):
+    ok, data = cv2.imencode(extension, np.zeros((23, 37, 3), np.uint8), params)
+    assert ok and images.declared_size(data.tobytes()) == (37, 23)
+    assert images.declared_size(data.tobytes()[:5]) is None  # too short to say
+    assert images.declared_size(b"GIF89a" + bytes(20)) is None
+
+
+def test_a_frame_above_the_pixel_limit_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    ok, data = cv2.imencode(".png", np.zeros((60, 100, 3), np.uint8))
+    (tmp_path / "small.png").write_bytes(data.tobytes())
+    # The same PNG declaring 20000 x 20000 pixels in its IHDR (1.2 GB decoded).
+    huge = bytearray(data.tobytes())
+    huge[16:24] = (20000).to_bytes(4, "big") * 2
+    (tmp_path / "huge.png").write_bytes(bytes(huge))
+    assert images.read_image(tmp_path / "small.png", max_pixels=6000).shape == (60, 100, 3)
+
+    def no_decoding(*args):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(cv2, "imdecode", no_decoding)
+    with pytest.raises(images.ImageError) as error:
+        images.read_image(tmp_path / "small.png", max_pixels=5999)
+    assert error.value.reason == "100 x 60 pixels (0.006 megapixels), above the limit of 0.005999 megapixels"
+    with pytest.raises(images.ImageError, match=r"huge.png: 20000 x 20000 pixels \(400 megapixels\), "
+                                                r"above the limit of 50 megapixels$"):
+        images.read_image(tmp_path / "huge.png")
+
+
+def test_a_format_without_a_read_header_is_held_to_the_limit_after_decoding(tmp_path):
+    ok, data = cv2.imencode(".tiff", np.zeros((60, 100, 3), np.uint8))
+    (tmp_path / "frame.tiff").write_bytes(data.tobytes())
+    assert images.declared_size(data.tobytes()) is None
+    with pytest.raises(images.ImageError, match="100 x 60 pixels"):
+        images.read_image(tmp_path / "frame.tiff", max_pixels=5999)
+    assert images.read_image(tmp_path / "frame.tiff", max_pixels=None).shape == (60, 100, 3)
+
+
 def test_read_image_names_the_file_and_the_problem(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "text.png").write_text("not an image")

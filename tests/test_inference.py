@@ -178,6 +178,16 @@ def test_config_lane_model_reaches_the_lane_fit(modeldir, tmp_path, monkeypatch)
         Predictor(folders["hyperbola"], lane_model="spline")
 
 
+def test_frames_above_the_pixel_limit_are_skipped_and_named(two_lane_predictor, tmp_path):
+    write_frames(tmp_path / "in", sizes=((72, 128), (90, 160)))
+    jobs = batch_inference.list_jobs(str(tmp_path / "in"))
+    summary = batch_inference.run(two_lane_predictor, jobs, str(tmp_path / "out"), max_pixels=72 * 128)
+    assert summary["processed"] == 1
+    assert summary["skipped"] == [f"{tmp_path / 'in' / 'frame1.jpg'}: 160 x 90 pixels (0.0144 megapixels), "
+                                  "above the limit of 0.009216 megapixels"]
+    assert os.listdir(tmp_path / "out") and not os.path.exists(tmp_path / "out" / "frame1_overlay.png")
+
+
 def test_run_writes_pictures_instances_and_tusimple_lines(two_lane_predictor, tmp_path):
     paths = write_frames(tmp_path / "in", sizes=((72, 128), (90, 160)))
     (tmp_path / "in" / "notes.txt").write_text("not an image")

@@ -18,6 +18,7 @@ from absl import flags
 
 from enet_discrim.cli import support
 from enet_discrim.formats import DATASETS
+from enet_discrim.formats.images import MAX_PIXELS
 from enet_discrim.lanes import LANE_MODELS
 
 #: Frames from which a run compiles the network with XLA unless told (`--jit_compile`): the compile
@@ -57,6 +58,9 @@ flags.DEFINE_bool("jit_compile", None,
                   "Compile the network with XLA (Keras models only): about half the network time per frame "
                   "after a few seconds of compiling. Default: on for a clip or a run of at least "
                   f"{AUTO_JIT_MIN_FRAMES} frames; --nojit_compile turns it off.")
+flags.DEFINE_float("max_megapixels", MAX_PIXELS / 1e6,
+                   "Frames with more pixels (width x height, in millions) are skipped, read from their header "
+                   "before they are decoded: one huge frame would exhaust memory.", lower_bound=0.0)
 flags.DEFINE_bool("pipelined", True,
                   "Decode frames ahead of the network and write them behind it in other threads; "
                   "--nopipelined runs the stages one after the other.")
@@ -122,6 +126,7 @@ def main(argv):
                 plots=FLAGS.plots,
                 save=save,
                 pipelined=FLAGS.pipelined,
+                max_pixels=FLAGS.max_megapixels * 1e6,
             )
     except ValueError as error:
         return support.report_error(error)

@@ -9,12 +9,18 @@ cannot open on some systems work too).
 
 import os
 import stat
+import struct
 
 import cv2
 import numpy as np
 
 #: The largest image file read: an uncompressed 8K RGB frame is 100 MB.
 MAX_IMAGE_BYTES = 256 << 20
+#: The most pixels a frame may have unless told (an 8K frame has 33 million): a 390 KB PNG can
+#: declare 20000 x 20000 pixels, 1.2 GB decoded, and a folder of them exhausts memory.
+MAX_PIXELS = 50_000_000
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic), which hold the size.
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _FILE_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
                stat.S_IFBLK: "a block device", stat.S_IFDIR: "a folder", stat.S_IFSOCK: "a socket"}
 # Dtypes cv2.resize takes as they are; other integer maps go through int32.
@@ -35,7 +41,50 @@ class ImageError(ValueError):
         self.reason = reason
 
 
-def read_image(path, unchanged=False):
+def declared_size(data):
+    """The (width, height) an image file's header declares, read without decoding it.
+
+    OpenCV has no header-only reader (its own pixel limit is a process-wide environment variable,
+    read once), so the sizes of the formats frames come in are read here: PNG (IHDR), JPEG (the
+    start-of-frame segment) and BMP.
+
+    Args:
+        data: the file's bytes.
+
+    Returns:
+        (width, height), or None for another format or a header too short to say.
+    """
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:2] == b"BM" and len(data) >= 26:
+        width, height = struct.unpack("<ii", data[18:26])
+        return abs(width), abs(height)  # a negative height stores the rows top-down
+    if data[:2] == b"\xff\xd8":
+        at = 2
+        while at + 9 <= len(data) and data[at] == 0xFF:
+            marker = data[at + 1]
+            if marker == 0xFF:  # fill byte before a marker
+                at += 1
+                continue
+            if marker == 0xD8 or 0xD0 <= marker <= 0xD7:  # markers without a length
+                at += 2
+                continue
+            if marker in _JPEG_SOF:
+                height, width = struct.unpack(">HH", data[at + 5:at + 9])
+                return width, height
+            at += 2 + struct.unpack(">H", data[at + 2:at + 4])[0]
+    return None
+
+
+def _pixel_limit_reason(width, height, max_pixels):
+    """Why a frame of width x height is refused, or None within `max_pixels`."""
+    if max_pixels is None or width * height <= max_pixels:
+        return None
+    return (f"{width} x {height} pixels ({width * height / 1e6:.3g} megapixels), above the limit "
+            f"of {max_pixels / 1e6:g} megapixels")
+
+
+def read_image(path, unchanged=False, max_pixels=MAX_PIXELS):
     """Reads an image file.
 
     Args:
@@ -43,6 +92,9 @@ def read_image(path, unchanged=False):
         unchanged: False: the picture as uint8 RGB [H, W, 3], whatever is stored (OpenCV's
             IMREAD_COLOR: grey is repeated over the channels, 16 bits are shifted to 8, alpha is
             dropped). True: the pixels as stored, e.g. a label map's uint8 or uint16 [H, W].
+        max_pixels: the most pixels (width x height) the image may have (None: no limit). A PNG,
+            JPEG or BMP above it is refused before it is decoded (`declared_size`), another
+            format after.
 
     Returns:
         the image array.
@@ -50,8 +102,8 @@ def read_image(path, unchanged=False):
     Raises:
         ImageError: `PATH: reason`: "no such file", "not a regular file (a FIFO)" (also a
             device or a folder, or a link to one: nothing is read from it), "cannot read (OS
-            reason)", "empty file (0 bytes)", larger than `MAX_IMAGE_BYTES`, or "not a readable
-            image".
+            reason)", "empty file (0 bytes)", larger than `MAX_IMAGE_BYTES`, more pixels than
+            `max_pixels`, or "not a readable image".
     """
     try:
         kind = stat.S_IFMT(os.stat(path).st_mode)
@@ -67,6 +119,9 @@ def read_image(path, unchanged=False):
         raise ImageError(path, "empty file (0 bytes)")
     if len(data) > MAX_IMAGE_BYTES:
         raise ImageError(path, f"larger than {MAX_IMAGE_BYTES >> 20} MB: no frame is")
+    size = declared_size(data)
+    if size is not None and (reason := _pixel_limit_reason(*size, max_pixels)):
+        raise ImageError(path, reason)
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8),
                              cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_COLOR)
@@ -74,6 +129,8 @@ def read_image(path, unchanged=False):
         image = None
     if image is None or image.size == 0:
         raise ImageError(path, "not a readable image")
+    if reason := _pixel_limit_reason(image.shape[1], image.shape[0], max_pixels):
+        raise ImageError(path, reason)
     return image if unchanged else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
