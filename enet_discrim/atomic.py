@@ -26,8 +26,11 @@ def temporary_path(path, suffix="", temp_prefix=TEMP_PREFIX):
     recognises it once the process is gone) and `suffix` (e.g. ".keras", which Keras insists on).
     Fill it, then `replace` it onto `path`, or remove it."""
     folder = os.path.dirname(os.path.abspath(path))
-    handle, temp_path = tempfile.mkstemp(prefix=process_prefix(temp_prefix), suffix=suffix,
-                                         dir=folder)
+    try:
+        handle, temp_path = tempfile.mkstemp(prefix=process_prefix(temp_prefix), suffix=suffix,
+                                             dir=folder)
+    except OSError as error:  # named after the file being written, not the temporary's name
+        raise type(error)(error.errno, error.strerror, path) from error
     os.close(handle)
     return temp_path
 
@@ -46,9 +49,19 @@ def replacing(path, suffix="", temp_prefix=TEMP_PREFIX):
     try:
         yield temp_path
         replace(temp_path, path)
+    except OSError as error:
+        _raise_naming(error, path)
     finally:
         if os.path.exists(temp_path):
             os.remove(temp_path)
+
+
+def _raise_naming(error, path):
+    """Raises `error`, as the same OSError naming `path` when it names no file: a write that
+    fails on a full disk raises one without a file name."""
+    if error.filename is not None or not error.errno:
+        raise error
+    raise type(error)(error.errno, error.strerror, path) from error
 
 
 def write_bytes(path, content, temp_prefix=TEMP_PREFIX):
@@ -175,6 +188,9 @@ def write_folder(path, write, temp_prefix=TEMP_PREFIX):
     `.NAME<temp_prefix><pid>-...-old`: the next `write_folder` to `path` first puts it back. Other
     leftovers of killed runs are deleted then too.
 
+    A `path` that is a link to a folder is written through: the folder it leads to is
+    replaced and the link stays. A mount point cannot be renamed, so it is refused.
+
     Args:
         path: the folder to (re)write.
         write: function(folder) that writes the new content into the empty `folder`.
@@ -184,10 +200,17 @@ def write_folder(path, write, temp_prefix=TEMP_PREFIX):
         `path`.
 
     Raises:
-        ValueError: `path` exists and is not a folder.
+        ValueError: `path` exists and is not a folder, or is a mount point.
+        OSError: a write that failed (naming `path` when the error named no file).
     """
     if os.path.lexists(path) and not os.path.isdir(path):
         raise ValueError(f"{path} exists and is not a folder")
+    given = path
+    if os.path.islink(path):
+        path = os.path.realpath(path)
+    if os.path.ismount(path):
+        raise ValueError(f"{given} is a mount point, which cannot be replaced as a whole: "
+                         "write into a folder inside it")
     parent, name = os.path.split(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     prefix = f".{name}{temp_prefix}"
@@ -196,7 +219,10 @@ def write_folder(path, write, temp_prefix=TEMP_PREFIX):
             os.rename(leftover, path)  # killed between the two renames: the earlier folder
         else:
             _remove(leftover)
-    temporary = tempfile.mkdtemp(prefix=process_prefix(prefix), dir=parent)
+    try:
+        temporary = tempfile.mkdtemp(prefix=process_prefix(prefix), dir=parent)
+    except OSError as error:
+        raise type(error)(error.errno, error.strerror, given) from error
     aside = temporary + _ASIDE_SUFFIX
     try:
         os.chmod(temporary, 0o755)  # mkdtemp creates folders private to the owner
@@ -205,10 +231,12 @@ def write_folder(path, write, temp_prefix=TEMP_PREFIX):
             _carry_over(path, temporary)
             os.rename(path, aside)
         os.rename(temporary, path)
-    except BaseException:
+    except BaseException as error:
         if not os.path.lexists(path) and os.path.isdir(aside):
             os.rename(aside, path)
         shutil.rmtree(temporary, ignore_errors=True)
+        if isinstance(error, OSError):
+            _raise_naming(error, given)
         raise
     shutil.rmtree(aside, ignore_errors=True)
-    return path
+    return given

@@ -3,6 +3,8 @@
     python -m enet_discrim.export --modeldir trained_model --outdir exported --format saved_model|tflite
     python -m enet_discrim.export --modeldir trained_model --outdir lite_int8 --format tflite --quantize int8
 
+(the command is `enet_discrim.cli.export`; `export` below is the library function.)
+
 Both take uint8 RGB images [N, H, W, 3] at the model's size (config.json). The SavedModel's
 `serving_default` returns `semantic_probabilities` float32 [N, H, W, C] (softmax) and `embeddings`
 float32 [N, H, W, D].
@@ -21,7 +23,6 @@ says its layout: batch 1, builtin ops only, uint8 images in, the network's `sema
   float32 at the edge.
 """
 
-import argparse
 import contextlib
 import functools
 import os
@@ -316,34 +317,7 @@ def export(modeldir, outdir, output_format="saved_model", quantize="none",
     return path
 
 
-class _OneLineErrorParser(argparse.ArgumentParser):
-    """Reports a bad flag in one line (argparse prints the usage too)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def main(argv=None):
-    parser = _OneLineErrorParser(prog="python -m enet_discrim.export", description=__doc__.split("\n")[0])
-    parser.add_argument("--modeldir", required=True, help="folder with model.keras and config.json")
-    parser.add_argument("--outdir", required=True,
-                        help="SavedModel folder, or model folder for model.tflite and config.json")
-    parser.add_argument("--format", choices=FORMATS, default="saved_model")
-    parser.add_argument("--quantize", choices=QUANTIZE_MODES, default="none",
-                        help="TFLite weights and arithmetic: float32 (none), float16 weights, or "
-                             "full-integer int8 calibrated on synthetic frames")
-    parser.add_argument("--calibration_frames", type=int, default=CALIBRATION_FRAMES,
-                        help="synthetic frames int8 calibrates on")
-    args = parser.parse_args(argv)
-    try:
-        path = export(args.modeldir, args.outdir, args.format, args.quantize, args.calibration_frames)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    quantized = f" ({args.quantize})" if args.format == "tflite" else ""
-    print(f"Exported {args.format}{quantized} to {path}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from enet_discrim.cli import export as export_command
+
+    sys.exit(export_command.run())

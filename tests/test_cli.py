@@ -1,4 +1,5 @@
 """The `enet-discrim` command: dispatch, help, the one-line error with exit 2, a quiet start."""
+import errno
 import filecmp
 import importlib.metadata
 import json
@@ -162,6 +163,68 @@ def test_ctrl_c_is_one_line_and_exit_130(capsys):
     assert capsys.readouterr().err == "error: interrupted; nothing lost: run again to resume\n"
 
 
+def test_ctrl_c_during_start_up_is_still_an_interruption(capsys):
+    def interrupted_import(argv):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:  # TensorFlow's import fails so when Ctrl-C lands inside it
+            raise ImportError("cannot import name 'optree'")
+
+    assert support.run_main(interrupted_import, []) == 130
+    assert capsys.readouterr().err == "error: interrupted; nothing lost: run again to resume\n"
+
+
+def test_an_error_chain_that_loops_is_not_an_interruption():
+    error = ValueError("a")
+    error.__context__ = RuntimeError("b")
+    error.__context__.__context__ = error
+    assert not support.interrupted(error)
+    assert support.failure_status(error) is None
+
+
+@pytest.mark.parametrize("error, line", [
+    (OSError(errno.ENOSPC, "No space left on device", "/out/train-00000-of-00001"),
+     "error: /out/train-00000-of-00001: No space left on device\n"),
+    (PermissionError(errno.EACCES, "Permission denied", "/out/a", None, "/out/b"),
+     "error: /out/a -> /out/b: Permission denied\n"),
+    (OSError(errno.EROFS, "Read-only file system"), "error: Read-only file system\n"),
+])
+def test_file_system_failures_are_one_line_naming_the_path_exit_1(error, line, capsys):
+    def failing(argv):
+        raise error
+
+    assert support.run_main(failing, []) == support.EXIT_FAILED
+    assert capsys.readouterr().err == line
+
+
+def test_tensorflow_file_errors_are_one_line_without_the_op(capsys):
+    import tensorflow as tf
+
+    # As TensorFlow words a checkpoint writer on a full disk.
+    error = tf.errors.ResourceExhaustedError(
+        None, None, "{{function_node __wrapped__SaveV2_dtypes_1_device_/job:localhost}} "
+        "/out/ckpt-3_temp/part-00000-of-00001.data-00000-of-00001.tempstate1; No space left on "
+        "device [Op:SaveV2] name: \nsecond line")
+    assert support.failure_status(error) == support.EXIT_FAILED
+    assert capsys.readouterr().err == (
+        "error: /out/ckpt-3_temp/part-00000-of-00001.data-00000-of-00001.tempstate1: No space left "
+        "on device\n")
+    assert support.failure_status(tf.errors.PermissionDeniedError(
+        None, None, "/ro/x.tfrecord; Permission denied")) == support.EXIT_FAILED
+    assert capsys.readouterr().err == "error: /ro/x.tfrecord: Permission denied\n"
+    assert support.failure_status(tf.errors.InvalidArgumentError(None, None, "shapes")) is None
+
+
+def test_other_errors_keep_their_traceback():
+    def failing(argv):
+        raise ZeroDivisionError("a bug")
+
+    with pytest.raises(ZeroDivisionError):
+        support.run_main(failing, [])
+    with pytest.raises(SystemExit):
+        support.run_main(lambda argv: sys.exit(3), [])
+
+
 def test_a_multi_line_message_becomes_one_line(capsys):
     assert support.report_error(ValueError("2 bad items:\na.json:3: no lanes\n\nb.json:1: not JSON\n")) == 2
     assert capsys.readouterr().err == "error: 2 bad items: a.json:3: no lanes; b.json:1: not JSON\n"
@@ -245,3 +308,80 @@ def test_infer_compiles_with_xla_for_long_runs_unless_told(tmp_path):
     assert use_xla(None, None, str(keras_folder))  # a clip of unknown length
     assert not use_xla(None, None, str(tflite_folder))  # XLA does not apply to a TFLite network
     assert use_xla(True, 1, str(keras_folder)) and not use_xla(False, 10**6, str(keras_folder))
+
+
+def _no_space(*args, dir=None, **kwargs):
+    """tempfile.mkstemp / mkdtemp on a full disk."""
+    raise OSError(errno.ENOSPC, "No space left on device", os.path.join(dir or "", ".tmp123"))
+
+
+def test_model_set_without_permission_is_one_line_and_keeps_the_settings(tmp_path, monkeypatch, capsys):
+    from enet_discrim import atomic
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    config = open(os.path.join(TRAINED_MODEL, "config.json")).read()
+    (folder / "config.json").write_text(config)
+    os.symlink(os.path.join(TRAINED_MODEL, "model.keras"), folder / "model.keras")
+
+    def denied(*args, dir=None, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", os.path.join(dir, ".tmp123"))
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", denied)
+    assert cli.main(["model", "set", str(folder), "min_confidence=0.4"]) == support.EXIT_FAILED
+    assert capsys.readouterr().err == f"error: {folder / 'config.json'}: Permission denied\n"
+    assert (folder / "config.json").read_text() == config
+
+
+def test_convert_on_a_full_disk_is_one_line_and_keeps_the_earlier_records(tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    from enet_discrim.data import writer
+    from enet_discrim.data.synthetic import tusimple
+
+    tusimple.generate(str(tmp_path / "raw"), 2, 1, "train", log_every=0)
+    convert = ["convert", "tusimple", "--srcdir", str(tmp_path / "raw"), "--outdir", str(tmp_path / "rec"),
+               "--height", "32", "--width", "64", "--val_fraction", "0"]
+    assert cli.main(convert) == 0
+    earlier = {path.name: path.read_bytes() for path in (tmp_path / "rec").iterdir()}
+    capsys.readouterr()
+
+    class FullDisk:
+        def __init__(self, path):
+            self.path = path
+
+        def write(self, record):  # TensorFlow's words for a record writer on a full disk
+            raise tf.errors.ResourceExhaustedError(None, None, f"{self.path}; No space left on device")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(writer.tf.io, "TFRecordWriter", FullDisk)
+    assert cli.main(convert) == support.EXIT_FAILED
+    error = capsys.readouterr().err.split("\n")  # the progress bar, then the error
+    assert re.fullmatch(rf"error: {re.escape(str(tmp_path / 'rec'))}/\S+: No space left on device", error[-2])
+    assert error[-1] == "" and "Traceback" not in error
+    assert {path.name: path.read_bytes() for path in (tmp_path / "rec").iterdir()} == earlier
+
+
+def test_export_on_a_full_disk_names_the_outdir_and_keeps_the_earlier_export(tmp_path, monkeypatch, capsys):
+    from enet_discrim import atomic
+    from enet_discrim.cli import export as export_command
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "model.tflite").write_bytes(b"earlier")
+    monkeypatch.setattr(atomic.tempfile, "mkdtemp", _no_space)
+    assert export_command.run(["--modeldir", TRAINED_MODEL, "--outdir", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'out'}: No space left on device\n"
+    assert os.listdir(tmp_path / "out") == ["model.tflite"]
+    assert (tmp_path / "out" / "model.tflite").read_bytes() == b"earlier"
+
+
+def test_absl_commands_report_file_system_failures_in_one_line(capsys):
+    def failing(argv):
+        raise PermissionError(errno.EACCES, "Permission denied", "/ro/checkpoints")
+
+    with pytest.raises(SystemExit) as exit_info:
+        support.run_absl_command(failing, __name__, ["enet-discrim train"])
+    assert exit_info.value.code == support.EXIT_FAILED
+    assert capsys.readouterr().err.endswith("error: /ro/checkpoints: Permission denied\n")

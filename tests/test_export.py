@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from enet_discrim import export, model_dir
+from enet_discrim.cli import export as export_command
 from enet_discrim.model import ENet, InitialBlock, MaxPoolingWithArgmax2D, MaxUnpooling2D
 from enet_discrim.training import TrainConfig, save_model
 
@@ -82,7 +83,7 @@ def lite_folders(trained, tmp_path_factory):
     """The `trained` model as float32 and float16 TFLite model folders."""
     root = tmp_path_factory.mktemp("lite")
     export.export(trained[0], str(root / "none"), "tflite")
-    assert export.main(["--modeldir", trained[0], "--outdir", str(root / "float16"), "--format",
+    assert export_command.main(["--modeldir", trained[0], "--outdir", str(root / "float16"), "--format",
                         "tflite", "--quantize", "float16"]) == 0
     return {"none": str(root / "none"), "float16": str(root / "float16")}
 
@@ -281,16 +282,16 @@ def test_predictor_on_a_tflite_folder_finds_the_keras_folders_instances(trained,
 
 
 def test_export_errors_are_clear(tmp_path, capsys):
-    assert export.main(["--modeldir", str(tmp_path), "--outdir", str(tmp_path / "x")]) == 2
+    assert export_command.main(["--modeldir", str(tmp_path), "--outdir", str(tmp_path / "x")]) == 2
     assert "missing model.keras and config.json" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown format 'onnx'"):
         export.export(str(tmp_path), str(tmp_path / "x"), "onnx")
     with pytest.raises(SystemExit) as exit_info:
-        export.main(["--modeldir", str(tmp_path), "--outdir", str(tmp_path / "x"), "--format",
+        export_command.main(["--modeldir", str(tmp_path), "--outdir", str(tmp_path / "x"), "--format",
                      "tflite", "--quantize", "int4"])
     assert exit_info.value.code == 2
     (line,) = capsys.readouterr().err.splitlines()
-    assert re.fullmatch(r"python -m enet_discrim.export: error: argument --quantize: invalid "
+    assert re.fullmatch(r"error: python -m enet_discrim.export: argument --quantize: invalid "
                         r"choice: 'int4' \(choose from '?none'?, '?float16'?, '?int8'?\)", line)
     with pytest.raises(ValueError, match="unknown quantize 'int4': choose one of none, float16, int8"):
         export.export(str(tmp_path), str(tmp_path / "x"), "tflite", quantize="int4")
@@ -311,7 +312,7 @@ def test_a_tflite_folder_is_a_model_folder_but_not_an_export_source(trained, tmp
     model_dir.check_folder(str(folder))  # config.json and a network
     with pytest.raises(ValueError, match=r"model.tflite: not a loadable TFLite model"):
         Predictor(str(folder))
-    assert export.main(["--modeldir", str(folder), "--outdir", str(tmp_path / "x"), "--format",
+    assert export_command.main(["--modeldir", str(folder), "--outdir", str(tmp_path / "x"), "--format",
                         "tflite"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"error: Model folder {str(folder)!r} holds model.tflite but no model.keras (a Keras model "

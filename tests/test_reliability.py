@@ -1,4 +1,5 @@
 """Faults across modules (issue 15): the atomic folder writer under kills, a damaged model file."""
+import errno
 import json
 import os
 import subprocess
@@ -157,3 +158,56 @@ def test_replacing_swaps_in_a_finished_file_and_leaves_the_old_one_on_failure(tm
         assert target.read_text() == "old"  # not before the block ends
     assert target.read_text() == "new" and os.listdir(tmp_path) == ["model.keras"]
     assert os.stat(target).st_mode & 0o777 == 0o644
+
+
+def test_a_full_disk_is_reported_naming_the_file_being_written(tmp_path):
+    target = tmp_path / "config.json"
+    target.write_text("old")
+
+    def full(*args):  # a write on a full disk raises an OSError naming no file
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left") as raised:
+        with atomic.replacing(str(target)) as temporary:
+            with open(temporary, "w") as stream:
+                stream.write("half")
+            full()
+    assert raised.value.filename == str(target) and raised.value.errno == errno.ENOSPC
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["config.json"]
+
+
+def test_a_folder_without_write_permission_is_named_not_the_temporary(tmp_path, monkeypatch):
+    def denied(*args, dir=None, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", os.path.join(dir, ".tmpabc"))
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(atomic.tempfile, "mkdtemp", denied)
+    with pytest.raises(PermissionError) as raised:
+        atomic.write_text(str(tmp_path / "config.json"), "{}")
+    assert raised.value.filename == str(tmp_path / "config.json")
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "model.tflite").write_text("earlier")
+    with pytest.raises(PermissionError) as raised:
+        atomic.write_folder(str(tmp_path / "export"), _write_files({"model.tflite": "new"}))
+    assert raised.value.filename == str(tmp_path / "export")
+    assert _contents(tmp_path / "export") == {"model.tflite": "earlier"}
+
+
+def test_write_folder_writes_through_a_link_and_keeps_it(tmp_path):
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "disk" / "keep.txt").write_text("kept")
+    (tmp_path / "disk" / "a.txt").write_text("old")
+    os.symlink(tmp_path / "disk", tmp_path / "link")
+    written = atomic.write_folder(str(tmp_path / "link"), _write_files({"a.txt": "new"}))
+    assert written == str(tmp_path / "link") and os.path.islink(tmp_path / "link")
+    assert _contents(tmp_path / "disk") == {"a.txt": "new", "keep.txt": "kept"}
+    assert sorted(os.listdir(tmp_path)) == ["disk", "link"]
+
+
+def test_write_folder_refuses_a_mount_point(tmp_path, monkeypatch):
+    (tmp_path / "mnt").mkdir()
+    (tmp_path / "mnt" / "a.txt").write_text("old")
+    monkeypatch.setattr(atomic.os.path, "ismount", lambda path: path == str(tmp_path / "mnt"))
+    with pytest.raises(ValueError, match=r"mnt is a mount point, which cannot be replaced"):
+        atomic.write_folder(str(tmp_path / "mnt"), _write_files({"a.txt": "new"}))
+    assert _contents(tmp_path / "mnt") == {"a.txt": "old"}

@@ -54,7 +54,7 @@ COMMANDS = {
                               "culane": Target("enet_discrim.cli.culane", False, "eval_main"),
                               "cityscapes": Target("enet_discrim.evaluation.cityscapes", False)}),
     "export": Command("export a model folder as a SavedModel or a TFLite model",
-                      Target("enet_discrim.export", True)),
+                      Target("enet_discrim.cli.export", True)),
     "merge": Command("merge converted record folders into one --srcdir",
                      Target("enet_discrim.cli.merge", True)),
     "tune": Command("choose a lane model's post-processing settings on labelled frames",

@@ -146,7 +146,8 @@ def run_main(main, argv=None, tensorflow=False):
 
     `--verbose` is removed from `argv` and decides the TensorFlow start-up log (`quiet_startup`);
     output to a pipe that closed early (`... | head`) ends the command with `EXIT_FAILED` instead
-    of a BrokenPipeError traceback.
+    of a BrokenPipeError traceback; Ctrl-C and file-system failures are one line
+    (`failure_status`).
 
     Args:
         main: the command's function: the argument list (no program name) -> exit status.
@@ -163,9 +164,66 @@ def run_main(main, argv=None, tensorflow=False):
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        return report_error(INTERRUPTED_MESSAGE, EXIT_INTERRUPTED)
+    except BaseException as error:
+        status = failure_status(error)
+        if status is None:
+            raise
     return status
+
+
+def interrupted(error):
+    """Whether `error` is Ctrl-C, or an error raised while handling it: interrupted during
+    start-up, TensorFlow's import fails with an ImportError whose context is the
+    KeyboardInterrupt."""
+    seen = set()
+    while error is not None and id(error) not in seen:  # a chain may loop back on itself
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def storage_failure(error):
+    """The one-line message of a failure of the file system under a command, or None.
+
+    An OSError (no space left, permission denied, a read-only file system, ...) says
+    `PATH: reason`; so do TensorFlow's file errors (a TFRecord or checkpoint writer on a full
+    disk raises `ResourceExhaustedError`, one without permission `PermissionDeniedError`), which
+    read "PATH; reason".
+    """
+    if isinstance(error, OSError):
+        paths = [path for path in (error.filename, error.filename2) if path is not None]
+        reason = error.strerror or str(error)
+        return f"{' -> '.join(map(str, paths))}: {reason}" if paths else reason
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(error, (tf.errors.ResourceExhaustedError,
+                                             tf.errors.PermissionDeniedError)):
+        # "{{function_node ...}} PATH; reason [Op:SaveV2] name: ...": the first line, without the
+        # op's decoration.
+        message = (error.message.strip().splitlines() or [""])[0]
+        message = re.sub(r"\s*\[Op:\w+\].*$", "", re.sub(r"^\{\{[^}]*\}\}\s*", "", message))
+        path, _, reason = message.partition("; ")
+        return f"{path}: {reason}" if reason else message
+    return None
+
+
+def failure_status(error):
+    """Reports a command's uncaught `error` in one line when it is one every command shares:
+    Ctrl-C (`EXIT_INTERRUPTED`) or a file-system failure (`storage_failure`, `EXIT_FAILED`: the
+    input was usable; outputs are written atomically, so what was there before is intact).
+
+    Returns:
+        The exit status, or None for another error (the caller re-raises it) and for SystemExit.
+    """
+    if isinstance(error, SystemExit):
+        return None
+    if interrupted(error):
+        return report_error(INTERRUPTED_MESSAGE, EXIT_INTERRUPTED)
+    message = storage_failure(error)
+    if message is not None:
+        return report_error(message, EXIT_FAILED)
+    return None
 
 
 def _silence_stdout():
@@ -220,8 +278,11 @@ def run_absl_command(main, flags_module, argv=None):
 
     try:
         app.run(main, argv=argv, flags_parser=parse)
-    except KeyboardInterrupt:
-        sys.exit(report_error(INTERRUPTED_MESSAGE, EXIT_INTERRUPTED))
+    except BaseException as error:
+        status = failure_status(error)
+        if status is None:
+            raise
+        sys.exit(status)
 
 
 class ArgumentParser(argparse.ArgumentParser):
