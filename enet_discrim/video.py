@@ -7,6 +7,7 @@ renamed when the clip is complete, as `enet_discrim.atomic` does for single file
 """
 
 import dataclasses
+import errno
 import os
 import time
 
@@ -107,6 +108,15 @@ def read_frames(capture):
         capture.release()
 
 
+def _frame_count(path):
+    """The frames the MPEG-4 file at `path` announces (its index), 0 when it does not open."""
+    capture = cv2.VideoCapture(path)
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    finally:
+        capture.release()
+
+
 class ClipWriter:
     """Writes RGB frames to an MPEG-4 clip; the clip appears at `path` only once it is complete.
 
@@ -162,14 +172,34 @@ class ClipWriter:
         self.frames_written += 1
 
     def close(self):
-        """Finishes the clip and moves it to `path`."""
+        """Finishes the clip and moves it to `path` once it reads back with every frame.
+
+        OpenCV's writer fails silently (on a full disk it leaves a clip without its index, which
+        no player opens), so the finished clip is opened again and its frames counted.
+
+        Raises:
+            OSError: naming `path`, when the clip does not read back with every frame written
+                (`ENOSPC` when its disk is full); the unfinished clip is deleted and an earlier
+                clip at `path` kept.
+        """
         self._writer.release()
+        self._writer = None
+        readable = _frame_count(self._temp_path)
+        if readable != self.frames_written:
+            self.discard()
+            folder = os.path.dirname(os.path.abspath(self.path))
+            full = os.statvfs(folder).f_bavail == 0
+            raise OSError(errno.ENOSPC if full else errno.EIO,
+                          f"{os.strerror(errno.ENOSPC) + ': ' if full else ''}the clip could not "
+                          f"be written completely ({readable} of {self.frames_written} frames "
+                          "read back)", self.path)
         atomic.replace(self._temp_path, self.path)
 
     def discard(self):
         """Stops writing and deletes the unfinished clip."""
         if getattr(self, "_writer", None) is not None:
             self._writer.release()
+            self._writer = None
         if os.path.exists(self._temp_path):
             os.remove(self._temp_path)
 

@@ -1,5 +1,6 @@
 """Video input (issue 17 item 1): `enet_discrim.video` and `inference.py --video`."""
 
+import errno
 import json
 import os
 import subprocess
@@ -166,6 +167,55 @@ def test_run_video_failure_leaves_no_clip(two_lane_predictor, tmp_path, monkeypa
     left = os.listdir(outdir)
     assert "CLIP_overlay.mp4" not in left and "CLIP.json" not in left
     assert not [name for name in left if name.startswith(atomic.TEMP_PREFIX)]
+
+
+class _FullDiskWriter:
+    """cv2.VideoWriter on a disk that fills: every frame accepted, the clip cut short at release
+    (OpenCV's writer fails so without a word: its index is never written)."""
+
+    opencv_writer = cv2.VideoWriter
+
+    def __init__(self, path, *args):
+        self.path, self._writer = path, self.opencv_writer(path, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._writer, name)
+
+    def release(self):
+        self._writer.release()
+        with open(self.path, "r+b") as clip:
+            clip.truncate(os.path.getsize(self.path) // 2)
+
+
+def _full_disk(monkeypatch):
+    monkeypatch.setattr(video.cv2, "VideoWriter", _FullDiskWriter)
+    monkeypatch.setattr(video.os, "statvfs", lambda path: type("Full", (), {"f_bavail": 0})())
+
+
+def test_a_clip_cut_short_by_a_full_disk_is_not_published(tmp_path, monkeypatch):
+    path = tmp_path / "out.mp4"
+    with video.ClipWriter(str(path), CLIP_WIDTH, CLIP_HEIGHT, FPS) as clip:
+        clip.write(np.zeros((CLIP_HEIGHT, CLIP_WIDTH, 3), np.uint8))
+    before = path.read_bytes()
+    _full_disk(monkeypatch)
+    with pytest.raises(OSError) as raised:
+        with video.ClipWriter(str(path), CLIP_WIDTH, CLIP_HEIGHT, FPS) as clip:
+            for _ in range(3):
+                clip.write(np.zeros((CLIP_HEIGHT, CLIP_WIDTH, 3), np.uint8))
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(path)
+    assert "(0 of 3 frames read back)" in raised.value.strerror
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["out.mp4"]
+
+
+def test_run_video_on_a_full_disk_publishes_neither_clip_nor_predictions(two_lane_predictor, tmp_path,  # noqa: F811
+                                                                           monkeypatch):
+    clip = write_clip(tmp_path / "CLIP.mp4", frames=3)
+    _full_disk(monkeypatch)
+    outdir = tmp_path / "out"
+    with pytest.raises(OSError, match="the clip could not be written completely") as raised:
+        batch_inference.run_video(two_lane_predictor, clip, str(outdir), save=["overlay"])
+    assert raised.value.filename == str(outdir / "CLIP_overlay.mp4")
+    assert os.listdir(outdir) == []
 
 
 @pytest.mark.slow
