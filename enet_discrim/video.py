@@ -186,9 +186,8 @@ class ClipWriter:
         self._writer = None
         readable = _frame_count(self._temp_path)
         if readable != self.frames_written:
-            self.discard()
-            folder = os.path.dirname(os.path.abspath(self.path))
-            full = os.statvfs(folder).f_bavail == 0
+            full = os.statvfs(os.path.dirname(os.path.abspath(self.path))).f_bavail == 0
+            self.discard()  # (after the look at the disk: it frees what the clip took)
             raise OSError(errno.ENOSPC if full else errno.EIO,
                           f"{os.strerror(errno.ENOSPC) + ': ' if full else ''}the clip could not "
                           f"be written completely ({readable} of {self.frames_written} frames "

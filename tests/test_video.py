@@ -189,7 +189,12 @@ class _FullDiskWriter:
 
 def _full_disk(monkeypatch):
     monkeypatch.setattr(video.cv2, "VideoWriter", _FullDiskWriter)
-    monkeypatch.setattr(video.os, "statvfs", lambda path: type("Full", (), {"f_bavail": 0})())
+
+    def statvfs(folder):  # full while the unfinished clip fills it
+        full = any(name.startswith(atomic.TEMP_PREFIX) for name in os.listdir(folder))
+        return type("Disk", (), {"f_bavail": 0 if full else 1000})()
+
+    monkeypatch.setattr(video.os, "statvfs", statvfs)
 
 
 def test_a_clip_cut_short_by_a_full_disk_is_not_published(tmp_path, monkeypatch):
