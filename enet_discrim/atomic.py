@@ -240,3 +240,149 @@ def write_folder(path, write, temp_prefix=TEMP_PREFIX):
         raise
     shutil.rmtree(aside, ignore_errors=True)
     return given
+
+
+#: The lock file a command keeps in the folder it writes (`folder_lock`).
+LOCK_FILE = ".enet-discrim.lock"
+_held_locks = {}  # folder (real path) -> how many times this process holds it
+
+
+class FolderInUseError(ValueError):
+    """The folder is being written by another running command (`folder_lock`)."""
+
+
+def _process_start(pid):
+    """When process `pid` started (clock ticks since boot, /proc/PID/stat), or None where unknown:
+    with the id it tells a process from a later one that was given the same id."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _lock_owner(lock_path):
+    """The running owner of the lock at `lock_path` as a dict, or None when the lock is stale
+    (its process is gone, or the lock cannot be read: a run killed while writing it)."""
+    try:
+        with open(lock_path) as stream:
+            owner = json.load(stream)
+        pid = owner["pid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        return None
+    if owner.get("host") not in (None, os.uname().nodename):
+        return owner  # another machine's process (a shared file system): cannot be probed
+    if not _is_running(pid):
+        return None
+    started = owner.get("started")
+    if started is not None and _process_start(pid) not in (None, started):
+        return None  # the id now belongs to a later process
+    return owner
+
+
+@contextlib.contextmanager
+def folder_lock(folder, command, name="--outdir"):
+    """Holds `folder` for this process while the block runs: a second command that writes there
+    at the same time is refused instead of interleaving its files with this one's.
+
+    The lock is `folder/LOCK_FILE`, JSON with the owner's `pid`, `host`, start time and
+    `command`, created exclusively and complete (`_create_exclusively`). A lock whose process is
+    gone (a killed run) is taken over. The folder is created if needed (with its parents) and
+    removed again at the end if the block left it empty. The same process may hold a folder more
+    than once (nested calls).
+
+    Args:
+        folder: the folder the command writes.
+        command: what holds it, for the message a second command gets (e.g. "train").
+        name: how the user named the folder (the flag), for that message.
+
+    Raises:
+        FolderInUseError: a running process holds `folder`; the message names it, its command and
+            its PID.
+        ValueError: `folder` or a parent of it is a file (`check_folder_target`).
+    """
+    check_folder_target(folder, name)
+    created = _missing_folders(folder)
+    os.makedirs(folder, exist_ok=True)
+    key = os.path.realpath(folder)
+    lock_path = os.path.join(folder, LOCK_FILE)
+    if _held_locks.get(key):
+        _held_locks[key] += 1
+        try:
+            yield
+        finally:
+            _held_locks[key] -= 1
+        return
+    owner = {"pid": os.getpid(), "host": os.uname().nodename,
+             "started": _process_start(os.getpid()), "command": command}
+    while True:
+        try:
+            _create_exclusively(lock_path, json.dumps(owner))
+        except FileExistsError:
+            holder = _lock_owner(lock_path)
+            if holder is not None:
+                _remove_if_empty(created)
+                raise FolderInUseError(
+                    f"{name} {folder} is in use by {holder.get('command', 'a command')} (PID "
+                    f"{holder['pid']} on {holder.get('host', 'this machine')}): wait for it to "
+                    f"end or choose another folder (remove {lock_path} if no such run is "
+                    "going)") from None
+            # Stale: moved aside under a name of our own, so that of two runs taking it over at
+            # once only one succeeds; the other finds this run's lock on its next try.
+            aside = f"{lock_path}{TEMP_PREFIX}{os.getpid()}"
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(lock_path, aside)
+                if _lock_owner(aside) is not None:  # another run's fresh lock: give it back
+                    with contextlib.suppress(FileExistsError):
+                        os.link(aside, lock_path)
+                os.remove(aside)
+            continue
+        break
+    _held_locks[key] = 1
+    try:
+        yield
+    finally:
+        del _held_locks[key]
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(lock_path)
+        _remove_if_empty(created)
+
+
+def _create_exclusively(path, text):
+    """Creates the file `path` holding `text`, complete from its first moment (a reader never
+    sees it empty: it is written beside it and hard-linked in); FileExistsError when it exists."""
+    temp_path = temporary_path(path)
+    try:
+        with open(temp_path, "w") as stream:
+            stream.write(text)
+        os.chmod(temp_path, 0o644)
+        try:
+            os.link(temp_path, path)
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links: created empty, then filled
+            with open(path, "x") as stream:
+                stream.write(text)
+    finally:
+        os.remove(temp_path)
+
+
+def _missing_folders(folder):
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    path = os.path.abspath(folder)
+    while not os.path.isdir(path) and os.path.dirname(path) != path:
+        missing.append(path)
+        path = os.path.dirname(path)
+    return missing
+
+
+def _remove_if_empty(folders):
+    """Removes `folders` (deepest first) while they are empty."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return

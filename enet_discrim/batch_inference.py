@@ -23,6 +23,7 @@ bottom edge up (`formats.culane.sample_rows`).
 
 import collections
 import dataclasses
+import functools
 import os
 import time
 
@@ -334,6 +335,18 @@ def _summary(stats):
             "wall_s": stats.wall_s, "frames_per_second": stats.frames_per_second}
 
 
+def _holding_outdir(function):
+    """Runs `function(predictor, jobs_or_clip, outdir, ...)` holding `outdir`
+    (`atomic.folder_lock`): two inference runs into one folder would lose each other's
+    predictions."""
+    @functools.wraps(function)
+    def holding(predictor, source, outdir, *args, **kwargs):
+        with atomic.folder_lock(outdir, "infer"):
+            return function(predictor, source, outdir, *args, **kwargs)
+    return holding
+
+
+@_holding_outdir
 def run(predictor, jobs, outdir, output_format="tusimple", plots=False, save=PICTURES,
         pipelined=True, max_pixels=MAX_PIXELS):
     """Predicts every job and writes the outputs; bad files are reported and skipped.
@@ -423,6 +436,7 @@ def run(predictor, jobs, outdir, output_format="tusimple", plots=False, save=PIC
     return summary
 
 
+@_holding_outdir
 def run_video(predictor, path, outdir, save=PICTURES, plots=False, pipelined=True):
     """Predicts every frame of a clip, in order, and writes (`CLIP` being the clip's file stem):
 

@@ -296,6 +296,12 @@ def export(modeldir, outdir, output_format="saved_model", quantize="none",
     if quantize != "none" and output_format != "tflite":
         raise ValueError(f"quantize {quantize!r} needs the tflite format, not {output_format!r}")
     model, settings = model_dir.load(modeldir)
+    with atomic.folder_lock(outdir, "export"):  # one export at a time into outdir
+        return _export(model, settings, outdir, output_format, quantize, calibration_frames)
+
+
+def _export(model, settings, outdir, output_format, quantize, calibration_frames):
+    """`export` of the loaded `model` and its `settings`, once the arguments are checked."""
     height, width = settings.height, settings.width
     if output_format == "saved_model":
         module = ServingModule(model, height, width)

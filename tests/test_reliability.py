@@ -2,6 +2,7 @@
 import errno
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -10,6 +11,8 @@ import pytest
 
 from enet_discrim import atomic, model_dir
 from enet_discrim.model_dir import InferenceSettings
+
+REPO_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "trained_model")
 
 
 def _dead_pid():
@@ -211,3 +214,80 @@ def test_write_folder_refuses_a_mount_point(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"mnt is a mount point, which cannot be replaced"):
         atomic.write_folder(str(tmp_path / "mnt"), _write_files({"a.txt": "new"}))
     assert _contents(tmp_path / "mnt") == {"a.txt": "old"}
+
+
+# Issue 26 item 6: one command at a time in a folder.
+
+
+def test_a_folder_held_by_a_running_command_is_refused_naming_it(tmp_path, held_by_another_process):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "model.keras").write_text("theirs")
+    with held_by_another_process(folder, "train") as pid:
+        with pytest.raises(atomic.FolderInUseError) as refused:
+            with atomic.folder_lock(str(folder), "export"):
+                raise AssertionError("not reached")
+        assert str(refused.value).startswith(
+            f"--outdir {folder} is in use by train (PID {pid} on {os.uname().nodename})")
+        assert "\n" not in str(refused.value)
+    assert _contents(folder) == {"model.keras": "theirs"}  # and the holder's lock is gone
+    with atomic.folder_lock(str(folder), "export"):  # free again
+        assert json.load(open(folder / atomic.LOCK_FILE))["pid"] == os.getpid()
+    assert _contents(folder) == {"model.keras": "theirs"}
+
+
+def test_the_lock_of_a_dead_process_is_taken_over(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for stale in ({"pid": _dead_pid(), "command": "train"}, "half-writ",
+                  # the id of a running process, but it started later than the lock's owner
+                  {"pid": os.getpid(), "started": atomic._process_start(os.getpid()) - 1}):
+        (folder / atomic.LOCK_FILE).write_text(json.dumps(stale) if isinstance(stale, dict) else stale)
+        with atomic.folder_lock(str(folder), "infer"):
+            owner = json.load(open(folder / atomic.LOCK_FILE))
+            assert owner["pid"] == os.getpid() and owner["command"] == "infer"
+        assert os.listdir(folder) == []
+
+
+def test_a_folder_lock_is_held_again_by_its_own_process_and_removes_a_folder_it_made(tmp_path):
+    folder = tmp_path / "new" / "out"
+    with atomic.folder_lock(str(folder), "infer"):
+        with atomic.folder_lock(str(folder), "infer"):
+            assert os.listdir(folder) == [atomic.LOCK_FILE]
+        assert os.listdir(folder) == [atomic.LOCK_FILE]  # still held by the outer block
+    assert not os.path.exists(folder)
+    with atomic.folder_lock(str(folder), "infer"):
+        (folder / "predictions.json").write_text("kept")
+    assert os.listdir(folder) == ["predictions.json"]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        with atomic.folder_lock(str(tmp_path / "file" / "out"), "infer"):
+            pass
+
+
+def test_convert_train_infer_and_export_refuse_a_folder_in_use(tmp_path, held_by_another_process, capsys):
+    from enet_discrim import batch_inference, cli, export
+    from enet_discrim.data.synthetic import tusimple
+    from enet_discrim.training import train
+    from tests.test_training import tiny_config, write_tiny_records
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train-00000-of-00001.tfrecord").write_bytes(b"earlier")
+    tusimple.generate(str(tmp_path / "raw"), 2, 1, "train", log_every=0)
+    write_tiny_records(tmp_path / "records")
+    in_use = re.escape(f"--outdir {out} is in use by ")
+    with held_by_another_process(out, "convert") as pid:
+        assert cli.main(["convert", "tusimple", "--srcdir", str(tmp_path / "raw"), "--outdir", str(out),
+                         "--height", "32", "--width", "64", "--val_fraction", "0"]) == 2
+        assert re.fullmatch(rf"error: {in_use}convert \(PID {pid} .*\)", capsys.readouterr().err.splitlines()[-1])
+        with pytest.raises(ValueError, match=rf"{in_use}convert \(PID {pid} "):
+            train(tiny_config(tmp_path, outdir=str(out)))
+        with pytest.raises(ValueError, match=rf"{in_use}convert"):
+            batch_inference.run(None, [], str(out))
+        with pytest.raises(ValueError, match=rf"{in_use}convert"):
+            batch_inference.run_video(None, str(tmp_path / "clip.mp4"), str(out))
+        with pytest.raises(ValueError, match=rf"{in_use}convert"):
+            export.export(REPO_MODEL, str(out), "tflite")
+    assert _contents(out) == {"train-00000-of-00001.tfrecord": "earlier"}
+    assert not os.path.exists(tmp_path / "log")

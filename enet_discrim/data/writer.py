@@ -14,6 +14,7 @@ temporary folder behind (`.tmp-convert-<pid>-*`): the next run into the same out
 it, once its process is gone. A run that converts no frame at all is an error and writes nothing.
 """
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -206,10 +207,19 @@ class ShardWriter:
             raise ValueError(f"output folder {outdir} exists and is not a folder")
         self._created_outdir = not os.path.isdir(outdir)
         os.makedirs(outdir, exist_ok=True)
-        for leftover in atomic.remove_leftovers(outdir, _TEMP_PREFIX):
-            logging.info("Removed the leftover of a killed run: %s", leftover)
-        # Inside outdir so that os.replace stays on one file system (a rename, hence atomic).
-        self._tempdir = tempfile.mkdtemp(prefix=atomic.process_prefix(_TEMP_PREFIX), dir=outdir)
+        # One converter at a time in outdir: held until commit or discard.
+        self._lock = contextlib.ExitStack()
+        try:
+            self._lock.enter_context(atomic.folder_lock(outdir, "convert"))
+            for leftover in atomic.remove_leftovers(outdir, _TEMP_PREFIX):
+                logging.info("Removed the leftover of a killed run: %s", leftover)
+            # Inside outdir so that os.replace stays on one file system (a rename, hence atomic).
+            self._tempdir = tempfile.mkdtemp(prefix=atomic.process_prefix(_TEMP_PREFIX),
+                                             dir=outdir)
+        except BaseException:
+            self._lock.close()
+            self._remove_created_outdir()
+            raise
         self._counts = {split: 0 for split in self.splits}
         self._writers = {}
         self._temp_shards = {split: [] for split in self.splits}
@@ -253,6 +263,10 @@ class ShardWriter:
         if self._tempdir is not None:
             shutil.rmtree(self._tempdir, ignore_errors=True)
             self._tempdir = None
+        self._lock.close()
+        self._remove_created_outdir()
+
+    def _remove_created_outdir(self):
         if self._created_outdir and os.path.isdir(self.outdir) and not os.listdir(self.outdir):
             os.rmdir(self.outdir)
 
@@ -279,6 +293,7 @@ class ShardWriter:
             published[split] = final_paths
         shutil.rmtree(self._tempdir, ignore_errors=True)
         self._tempdir = None
+        self._lock.close()
         return published
 
 

@@ -8,6 +8,7 @@
 - `checkpoints/`: `tf.train.CheckpointManager` checkpoints (model, optimizer, step, epoch).
 """
 
+import contextlib
 import math
 import os
 import shutil
@@ -68,8 +69,9 @@ def train(config, strategy=None):
         trained, None when nothing was left to train), "outdir".
 
     Raises:
-        ValueError: bad settings, a missing/empty srcdir, an outdir of another configuration, or
-            a truncated or corrupt TFRecord shard (named).
+        ValueError: bad settings, a missing/empty srcdir, an outdir of another configuration or
+            in use by another running training (`atomic.FolderInUseError`), or a truncated or
+            corrupt TFRecord shard (named).
         TrainingDivergedError: NaN or Inf loss; the last good checkpoint stays.
     """
     config.validate()
@@ -82,6 +84,16 @@ def train(config, strategy=None):
         )
     train_files = data_lib.find_shards(records_dir, "train")
     val_files = data_lib.find_shards(records_dir, "val") if has_shards(records_dir, "val") else []
+    # One run at a time in outdir (workers of one cluster share it: the chief holds it).
+    with (atomic.folder_lock(config.outdir, "train") if distribution.is_chief(strategy)
+          else contextlib.nullcontext()):
+        previous = _check_outdir(config)  # again: a run that ended meanwhile may have changed it
+        return _train_with_policy(config, strategy, records_dir, info, previous, train_files,
+                                  val_files)
+
+
+def _train_with_policy(config, strategy, records_dir, info, previous, train_files, val_files):
+    """`_train` under `config`'s mixed-precision policy; the caller's policy is restored after."""
     callers_policy = keras.mixed_precision.global_policy()
     try:
         if config.mixed_precision:
