@@ -320,3 +320,78 @@ def test_a_garbage_dataset_info_is_named_and_nothing_is_written(tmp_path, record
     with pytest.raises(ValueError, match=re.escape(info_path) + ": not "):
         train(config)
     assert not os.path.exists(config.outdir)
+
+
+# Issue 26 items 17 and 18: damaged checkpoint state, a damaged run config.
+
+
+def _digests(folder, names):
+    return {name: digest(os.path.join(folder, name)) for name in names}
+
+
+@pytest.mark.slow
+def test_a_damaged_checkpoint_state_file_resumes_from_the_newest_checkpoint(tmp_path, records, caplog):
+    config = tiny_config(tmp_path, epochs=2, steps_per_epoch=1)
+    train(config)
+    checkpoints = os.path.join(config.outdir, "checkpoints")
+    with open(os.path.join(checkpoints, "checkpoint"), "w") as state:
+        state.write("model_checkpoint_path: \x00garbage {{")
+    resumed = train(tiny_config(tmp_path, epochs=3, steps_per_epoch=1))
+    assert (resumed["epochs"], resumed["steps"]) == (3, 3)  # not from step 0
+    assert "checkpoints/checkpoint: damaged; rebuilt" in caplog.text
+    state = tf.train.get_checkpoint_state(checkpoints)
+    assert [os.path.basename(path) for path in state.all_model_checkpoint_paths] == [
+        "ckpt-1", "ckpt-2", "ckpt-3"]
+
+
+@pytest.mark.slow
+def test_a_damaged_newest_checkpoint_is_skipped_and_the_better_model_kept(tmp_path, records, caplog):
+    caplog.set_level(logging.INFO, logger="absl")
+    config = tiny_config(tmp_path, epochs=2, steps_per_epoch=1)
+    train(config)
+    checkpoints = os.path.join(config.outdir, "checkpoints")
+    (data,) = [name for name in os.listdir(checkpoints) if name.startswith("ckpt-2.data")]
+    truncate(os.path.join(checkpoints, data), cut=1000)
+    # The model in outdir is the best there can be (a loss is never below 0): no later epoch
+    # may replace it, although the checkpoint resumed from knew a worse best.
+    write_json(os.path.join(config.outdir, trainer.MODEL_LOSS_FILE), {"validation_loss": 0.0, "step": 2})
+    kept = _digests(config.outdir, ["model.keras", "config.json"])
+    resumed = train(tiny_config(tmp_path, epochs=3, steps_per_epoch=1))
+    assert (resumed["epochs"], resumed["steps"]) == (3, 3)
+    assert f"{os.path.join(checkpoints, 'ckpt-2')}: damaged checkpoint" in caplog.text
+    assert f"Resuming from {os.path.join(checkpoints, 'ckpt-1')} at step 1" in caplog.text
+    assert _digests(config.outdir, ["model.keras", "config.json"]) == kept
+
+
+@pytest.mark.slow
+def test_checkpoints_of_which_none_reads_are_refused_naming_the_newest(tmp_path, records):
+    config = tiny_config(tmp_path, epochs=2, steps_per_epoch=1)
+    train(config)
+    checkpoints = os.path.join(config.outdir, "checkpoints")
+    for name in os.listdir(checkpoints):
+        if name.endswith(".index"):
+            truncate(os.path.join(checkpoints, name), cut=30)
+    before = {name: digest(os.path.join(config.outdir, name)) for name in ("model.keras", "train_config.json")}
+    with pytest.raises(ValueError) as refused:
+        train(tiny_config(tmp_path, epochs=3, steps_per_epoch=1))
+    assert str(refused.value).startswith(f"{os.path.join(checkpoints, 'ckpt-2')}: damaged checkpoint (")
+    assert "no earlier one" in str(refused.value) and "\n" not in str(refused.value)
+    assert {name: digest(os.path.join(config.outdir, name)) for name in before} == before
+
+
+@pytest.mark.parametrize("content, message", [
+    ([1, 2], "not a run's settings (a JSON object), got list"),
+    ({"class_weights": "abc"}, "class_weights must be a list of 2 positive numbers, got 'abc'"),
+    ({"class_weights": [1.0, float("nan")]}, "class_weights must be a list of 2 positive numbers"),
+])
+def test_a_damaged_run_config_is_named_before_any_training(tmp_path, records, content, message, monkeypatch):
+    config = tiny_config(tmp_path)
+    os.makedirs(config.outdir)
+    (tmp_path / "out" / "model.keras").write_text("a model")
+    run_config = tmp_path / "out" / "train_config.json"
+    if isinstance(content, dict):
+        content = {**config.to_dict(), **content}
+    run_config.write_text(json.dumps(content))
+    monkeypatch.setattr(trainer, "_build_model", lambda *args: pytest.fail("built a model"))
+    with pytest.raises(ValueError, match=re.escape(f"{run_config}: {message}")):
+        train(config)

@@ -11,6 +11,7 @@
 import contextlib
 import math
 import os
+import re
 import shutil
 import time
 
@@ -37,6 +38,8 @@ MODEL_FILE = model_dir.MODEL_FILE
 INFERENCE_CONFIG_FILE = model_dir.CONFIG_FILE
 RUN_CONFIG_FILE = "train_config.json"
 CHECKPOINT_DIR = "checkpoints"
+#: The validation loss of the `model.keras` in outdir, beside it: {"validation_loss", "step"}.
+MODEL_LOSS_FILE = "model_validation_loss.json"
 #: The temporary model of `model_dir.save` before it tagged its temporaries with the process id
 #: (`atomic.replacing`); still removed when found.
 MODEL_TEMP_FILE = "model.tmp.keras"
@@ -113,7 +116,8 @@ def _train(config, strategy, records_dir, info, previous, train_files, val_files
     """`train` once the settings and the records are known to be good."""
     num_train = records.count_frames(info, "train", train_files)
     steps_per_epoch = config.steps_per_epoch or max(1, num_train // config.batch_size)
-    class_weights = (previous or {}).get("class_weights") or _estimate_class_weights(
+    class_weights = _check_class_weights((previous or {}).get("class_weights"), info["num_classes"],
+                                         config.outdir) or _estimate_class_weights(
         train_files, config, info["num_classes"]
     )
     settings = LossSettings(
@@ -152,10 +156,14 @@ def _train(config, strategy, records_dir, info, previous, train_files, val_files
     checkpoint_dir = os.path.join(config.outdir, CHECKPOINT_DIR)
     if not is_chief:
         checkpoint_dir = os.path.join(checkpoint_dir, f"worker_{distribution.task_id(strategy)}")
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=3)
-    if manager.latest_checkpoint:
+    restored = _newest_readable_checkpoint(checkpoint_dir)
+    if restored:
         earlier_steps_per_epoch = (previous or {}).get("steps_per_epoch") or steps_per_epoch
-        _restore(manager.latest_checkpoint, checkpoint, core, epoch_start_step, earlier_steps_per_epoch)
+        _restore(restored, checkpoint, core, epoch_start_step, earlier_steps_per_epoch)
+        # The model in outdir may be better than what that checkpoint knew (its later
+        # checkpoints were damaged): a later epoch replaces it only when better still.
+        best_val_loss.assign(min(float(best_val_loss), _saved_model_loss(config.outdir)))
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=3)
 
     # Every check has passed: from here on the run writes.
     log_root = config.logdir if is_chief else os.path.join(config.logdir, f"worker_{distribution.task_id(strategy)}")
@@ -241,6 +249,9 @@ def _train(config, strategy, records_dir, info, previous, train_files, val_files
             )
             if improved and is_chief:
                 save_model(model, config, info, class_weights)
+                if val_loss is not None:
+                    write_json(os.path.join(config.outdir, MODEL_LOSS_FILE),
+                               {"validation_loss": val_loss, "step": step})
             for mean in train_loss_means.values():
                 mean.reset_state()
             manager.save(checkpoint_number=step)
@@ -260,6 +271,85 @@ def _train(config, strategy, records_dir, info, previous, train_files, val_files
         "images_per_second": images_per_second,
         "outdir": config.outdir,
     }
+
+
+def _checkpoints(checkpoint_dir):
+    """The checkpoints (`ckpt-N` prefixes) in `checkpoint_dir`, newest first, found by their
+    index files: the state file `checkpoint` may be damaged or name fewer."""
+    found = []
+    for path in tf.io.gfile.glob(os.path.join(checkpoint_dir, "ckpt-*.index")):
+        match = re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(path))
+        if match:
+            found.append((int(match[1]), path[:-len(".index")]))
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def _unreadable(path):
+    """Why checkpoint `path` cannot be read (every tensor is read), or None when it can."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, ValueError, IndexError) as error:  # IndexError: a cut data file
+        message = getattr(error, "message", str(error))
+        return (message.strip().splitlines() or ["unreadable"])[0]
+    return None
+
+
+def _newest_readable_checkpoint(checkpoint_dir):
+    """The newest checkpoint in `checkpoint_dir` that reads, or None when there is none.
+
+    A damaged newer one is skipped with a warning naming it; the state file is rewritten to
+    list those that read, so that `CheckpointManager` keeps and rotates them as before.
+
+    Raises:
+        ValueError: checkpoints are there but none reads (naming the newest): the run would
+            start from step 0 and replace the model trained so far.
+    """
+    found = _checkpoints(checkpoint_dir)
+    readable, damaged = [], []
+    for path in found:
+        reason = _unreadable(path)
+        if reason is None:
+            readable.append(path)
+        else:
+            damaged.append((path, reason))
+    if found and not readable:
+        path, reason = damaged[0]
+        raise ValueError(f"{path}: damaged checkpoint ({reason}), and no earlier one in "
+                         f"{checkpoint_dir} reads; move {checkpoint_dir} away to train from the "
+                         "start")
+    for path, reason in damaged:
+        logging.warning("%s: damaged checkpoint (%s): skipped", path, reason)
+    if not readable:
+        return None
+    try:
+        state = tf.train.get_checkpoint_state(checkpoint_dir)
+    except (tf.errors.OpError, ValueError):
+        state = None
+    listed = [] if state is None else [os.path.basename(path) for path in state.all_model_checkpoint_paths]
+    names = [os.path.basename(path) for path in reversed(readable)]  # oldest first
+    if state is None or os.path.basename(state.model_checkpoint_path) != names[-1] or listed != names:
+        if state is None and os.path.exists(os.path.join(checkpoint_dir, "checkpoint")):
+            logging.warning("%s: damaged; rebuilt from the checkpoints that read",
+                            os.path.join(checkpoint_dir, "checkpoint"))
+        # CheckpointManager has no way to adopt checkpoints it does not list; this writes the
+        # state file it reads (deprecated in TF 2, still CheckpointManager's own format).
+        # With their times, they are the manager's to rotate (without, it keeps them forever).
+        times = [os.path.getmtime(path + ".index") for path in reversed(readable)]
+        tf.compat.v1.train.update_checkpoint_state(
+            checkpoint_dir, readable[0], all_model_checkpoint_paths=list(reversed(readable)),
+            all_model_checkpoint_timestamps=times, last_preserved_timestamp=min(times) - 1)
+    return readable[0]
+
+
+def _saved_model_loss(outdir):
+    """The validation loss of `outdir`'s model.keras (`MODEL_LOSS_FILE`), inf when unknown."""
+    try:
+        loss = read_json(os.path.join(outdir, MODEL_LOSS_FILE))["validation_loss"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return math.inf
+    return float(loss) if isinstance(loss, (int, float)) and math.isfinite(loss) else math.inf
 
 
 def _restore(path, checkpoint, core, epoch_start_step, earlier_steps_per_epoch):
@@ -393,12 +483,14 @@ def _check_outdir(config):
                 "another --outdir (or pass it as --modeldir to fine-tune from it)"
             )
         return None
-    if not has_model and not tf.train.latest_checkpoint(os.path.join(config.outdir, CHECKPOINT_DIR)):
+    if not has_model and not _checkpoints(os.path.join(config.outdir, CHECKPOINT_DIR)):
         return None
     try:
         previous = read_json(path)
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise ValueError(f"{path}: not readable JSON ({error})") from None
+    if not isinstance(previous, dict):
+        raise ValueError(f"{path}: not a run's settings (a JSON object), got {type(previous).__name__}")
     mismatches = config.model_mismatches(previous)
     if mismatches:
         described = ", ".join(f"{key} {old!r} (now {new!r})" for key, (old, new) in mismatches.items())
@@ -407,6 +499,19 @@ def _check_outdir(config):
             "Choose another --outdir, or delete that one to start over."
         )
     return previous
+
+
+def _check_class_weights(weights, num_classes, outdir):
+    """`weights` as the run config keeps them (None, or one positive finite number per class);
+    raises ValueError naming the run config otherwise."""
+    if weights is None:
+        return None
+    if (not isinstance(weights, list) or len(weights) != num_classes
+            or not all(isinstance(weight, (int, float)) and not isinstance(weight, bool)
+                       and math.isfinite(weight) and weight > 0 for weight in weights)):
+        raise ValueError(f"{os.path.join(outdir, RUN_CONFIG_FILE)}: class_weights must be a list "
+                         f"of {num_classes} positive numbers, got {weights!r}")
+    return weights
 
 
 def _make_folders(path):
