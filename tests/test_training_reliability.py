@@ -395,3 +395,21 @@ def test_a_damaged_run_config_is_named_before_any_training(tmp_path, records, co
     monkeypatch.setattr(trainer, "_build_model", lambda *args: pytest.fail("built a model"))
     with pytest.raises(ValueError, match=re.escape(f"{run_config}: {message}")):
         train(config)
+
+
+def test_a_record_whose_jpeg_does_not_decode_is_named_with_its_shard(tmp_path, records):
+    from enet_discrim.data import schema
+
+    shard = str(records / "train-00000-of-00001.tfrecord")
+    examples = [tf.train.Example.FromString(record.numpy()) for record in tf.data.TFRecordDataset(shard)]
+    image = examples[3].features.feature[schema.IMAGE_ENCODED].bytes_list
+    image.value[0] = b"\xff\xd8\xff\xe0" + b"\x00" * 200  # a JPEG's start, then nothing of one
+    frame = examples[3].features.feature[schema.IMAGE_FILENAME].bytes_list.value[0].decode()
+    with tf.io.TFRecordWriter(shard) as writer:  # framing and checksums are good
+        for example in examples:
+            writer.write(example.SerializeToString())
+    config = tiny_config(tmp_path)
+    with pytest.raises(ValueError) as error:
+        train(config)
+    assert str(error.value).startswith(f"{shard}: record 3 ({frame}) does not decode (")
+    assert "\n" not in str(error.value)

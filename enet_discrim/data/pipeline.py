@@ -107,6 +107,36 @@ def check_records(files):
                              "convert the dataset again") from None
 
 
+def check_examples(files):
+    """Decodes every Example of each TFRecord file (`schema.decode_example`), one at a time.
+
+    A record whose framing and checksum are good can still hold an image that does not decode
+    (a broken JPEG); the input pipeline then fails naming neither file nor record. Run after
+    such an error: it reads and decodes everything.
+
+    Args:
+        files: TFRecord paths.
+
+    Raises:
+        ValueError: `PATH: record N (FRAME): ...`, one line, for the first record that does not
+            decode (`check_records`' error for a file that does not read).
+    """
+    check_records(files)
+    for path in files:
+        for index, serialized in enumerate(tf.data.TFRecordDataset(path)):
+            try:
+                schema.decode_example(serialized)
+            except (tf.errors.InvalidArgumentError, ValueError) as error:
+                try:
+                    frame = tf.io.parse_single_example(serialized, schema.FEATURE_SPEC)[
+                        schema.IMAGE_FILENAME].numpy().decode("utf-8", "replace")
+                except (tf.errors.InvalidArgumentError, ValueError):
+                    frame = "not an Example of this schema"
+                reason = _error_reason(getattr(error, "message", str(error)))
+                raise ValueError(f"{path}: record {index} ({frame}) does not decode ({reason}); "
+                                 "convert the dataset again") from None
+
+
 def _count_record(count, _):
     return count + 1
 

@@ -25,7 +25,7 @@ from enet_discrim import data as data_lib
 from enet_discrim import model_dir
 from enet_discrim.data import records
 from enet_discrim.data import lane_labels
-from enet_discrim.data.pipeline import check_records, has_shards
+from enet_discrim.data.pipeline import check_examples, check_records, has_shards
 from enet_discrim.formats import LANE_DATASETS
 from enet_discrim.losses import class_weights_from_counts
 from enet_discrim.model import ENet
@@ -73,8 +73,9 @@ def train(config, strategy=None):
 
     Raises:
         ValueError: bad settings, a missing/empty srcdir, an outdir of another configuration or
-            in use by another running training (`atomic.FolderInUseError`), or a truncated or
-            corrupt TFRecord shard (named).
+            in use by another running training (`atomic.FolderInUseError`), a truncated or
+            corrupt TFRecord shard (named), or a record whose image does not decode (named, with
+            its shard).
         TrainingDivergedError: NaN or Inf loss; the last good checkpoint stays.
     """
     config.validate()
@@ -107,6 +108,9 @@ def _train_with_policy(config, strategy, records_dir, info, previous, train_file
         return _train(config, strategy, records_dir, info, previous, train_files, val_files)
     except tf.errors.DataLossError:
         check_records(train_files + val_files)  # a ValueError naming the bad shard
+        raise
+    except tf.errors.InvalidArgumentError:
+        check_examples(train_files + val_files)  # a ValueError naming a record that does not decode
         raise
     finally:
         keras.mixed_precision.set_dtype_policy(callers_policy)
