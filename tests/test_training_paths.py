@@ -202,3 +202,53 @@ def test_a_malformed_tf_config_is_named_before_any_work(monkeypatch, tf_config, 
         distribution.make_strategy("multi_worker")
     distribution.check_tf_config(
         '{"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 1}}')
+
+
+TWO_WORKERS = {"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 1}}
+
+
+def test_a_worker_whose_cluster_does_not_start_gives_up_naming_the_silent_task(monkeypatch):
+    from enet_discrim.training import distribution
+
+    monkeypatch.setattr(distribution, "_reachable", lambda address, timeout=1.0: False)
+    monkeypatch.setattr(distribution.time, "sleep", lambda seconds: None)
+    clock = iter(range(0, 1000, 5))
+    monkeypatch.setattr(distribution.time, "monotonic", lambda: next(clock))
+    with pytest.raises(distribution.PeerTimeoutError) as error:
+        distribution._wait_for_cluster(lambda: pytest.fail("TensorFlow's wait was entered"), TWO_WORKERS, 30)
+    assert str(error.value) == ("the cluster did not start within --peer_timeout 30 s: worker 0 at "
+                                "localhost:1 does not answer (TF_CONFIG)")
+
+
+def test_a_worker_joins_once_the_coordinating_task_answers(monkeypatch):
+    from enet_discrim.training import distribution
+
+    answers = iter([False, False, True])
+    probed = []
+    monkeypatch.setattr(distribution, "_reachable", lambda address, timeout=1.0: probed.append(address) or next(answers))
+    monkeypatch.setattr(distribution.time, "sleep", lambda seconds: None)
+    assert distribution._wait_for_cluster(lambda: "strategy", TWO_WORKERS, 30) == "strategy"
+    assert probed == ["localhost:1"] * 3
+    # The coordinating task (worker 0) starts its server at once: nothing to wait for first.
+    leader = {**TWO_WORKERS, "task": {"type": "worker", "index": 0}}
+    assert distribution._wait_for_cluster(lambda: "strategy", leader, 30) == "strategy"
+    assert probed == ["localhost:1"] * 3
+
+
+def test_reachable_tells_a_listening_port_from_a_closed_one():
+    import socket
+
+    from enet_discrim.training import distribution
+
+    with socket.create_server(("localhost", 0)) as server:
+        port = server.getsockname()[1]
+        assert distribution._reachable(f"localhost:{port}")
+    assert not distribution._reachable(f"localhost:{port}")
+
+
+@pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf")])
+def test_peer_timeout_must_be_a_positive_number(tmp_path, value):
+    from enet_discrim.training import TrainConfig
+
+    with pytest.raises(ValueError, match="--peer_timeout must be a positive number of seconds"):
+        TrainConfig(srcdir=str(tmp_path), outdir=str(tmp_path / "o"), peer_timeout=value).validate()

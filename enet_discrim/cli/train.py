@@ -15,6 +15,7 @@ from absl import flags, logging
 from enet_discrim.cli import support
 from enet_discrim.formats import DATASETS
 from enet_discrim.losses import discriminative
+from enet_discrim.training import distribution
 
 flags.DEFINE_string("srcdir", "data", "TFRecords (train-*/val-* shards) or a raw dataset folder.")
 flags.DEFINE_string("modeldir", None, "A model folder (model.keras) to fine-tune from, e.g. trained_model.")
@@ -39,6 +40,8 @@ flags.DEFINE_integer("crop_width", None, "Width of the training windows (with --
 flags.DEFINE_integer("embedding_dim", 4, "Dimensions of the pixel embedding.")
 flags.DEFINE_enum("strategy", "auto", ["auto", "mirrored", "multi_worker"],
                   "auto: all local GPUs; mirrored: MirroredStrategy; multi_worker: from TF_CONFIG.")
+flags.DEFINE_float("peer_timeout", distribution.PEER_TIMEOUT_S,
+                   "multi_worker: seconds to wait for the cluster's other tasks to start.")
 flags.DEFINE_bool("mixed_precision", False, "float16 (GPU) / bfloat16 (CPU) compute with float32 weights.")
 flags.DEFINE_integer("checkpoint_every", 0, "Checkpoint every N steps; 0 = at the end of each epoch.")
 flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch; default: one pass over the training set.")
@@ -74,6 +77,7 @@ def main(argv):
         delta_v=FLAGS.dvar,
         delta_d=FLAGS.ddist,
         strategy=FLAGS.strategy,
+        peer_timeout=FLAGS.peer_timeout,
         mixed_precision=FLAGS.mixed_precision,
         checkpoint_every=FLAGS.checkpoint_every,
         steps_per_epoch=FLAGS.steps_per_epoch,
@@ -82,7 +86,7 @@ def main(argv):
     )
     try:
         result = train(config)
-    except TrainingDivergedError as error:
+    except (TrainingDivergedError, distribution.PeerTimeoutError) as error:
         return support.report_error(error, support.EXIT_FAILED)
     except ValueError as error:
         return support.report_error(error)

@@ -9,6 +9,7 @@ from enet_discrim import atomic
 from enet_discrim.formats import DATASETS
 from enet_discrim.losses import discriminative
 from enet_discrim.model import SIZE_MULTIPLE
+from enet_discrim.training import distribution
 from enet_discrim.training.distribution import STRATEGIES
 
 # Settings that change what the saved model is: an --outdir trained with other values is not
@@ -47,6 +48,7 @@ class TrainConfig:
     delta_v: float = discriminative.DELTA_V
     delta_d: float = discriminative.DELTA_D
     strategy: str = "auto"
+    peer_timeout: float = distribution.PEER_TIMEOUT_S
     mixed_precision: bool = False
     checkpoint_every: int = 0
     steps_per_epoch: int | None = None
@@ -76,6 +78,8 @@ class TrainConfig:
                            ("--dist", "dist_weight"), ("--reg", "reg_weight")):
             if not math.isfinite(getattr(self, name)):
                 found.append(f"{flag} must be a finite number, got {getattr(self, name)}")
+        if not (math.isfinite(self.peer_timeout) and self.peer_timeout > 0):
+            found.append(f"--peer_timeout must be a positive number of seconds, got {self.peer_timeout}")
         if self.learning_rate <= 0:
             found.append(f"--learning_rate must be positive, got {self.learning_rate}")
         for flag, name in (("--dvar", "delta_v"), ("--ddist", "delta_d")):

@@ -2,25 +2,36 @@
 
 import json
 import os
+import socket
+import time
 
 import tensorflow as tf
+from absl import logging
 
 STRATEGIES = ("auto", "mirrored", "multi_worker")
+#: How long a multi-worker task waits for the cluster's other tasks to start (--peer_timeout).
+PEER_TIMEOUT_S = 600.0
 
 
-def make_strategy(name):
+class PeerTimeoutError(RuntimeError):
+    """The cluster's other tasks did not all start within the timeout."""
+
+
+def make_strategy(name, peer_timeout=PEER_TIMEOUT_S):
     """The `tf.distribute.Strategy` called `name`.
 
     `auto`: MirroredStrategy when there are several GPUs, else the default strategy;
     `mirrored`: MirroredStrategy over all local GPUs (or the CPU); `multi_worker`:
-    MultiWorkerMirroredStrategy configured by the TF_CONFIG environment variable.
+    MultiWorkerMirroredStrategy configured by the TF_CONFIG environment variable, waiting at
+    most `peer_timeout` seconds for the other tasks (`_wait_for_cluster`).
     """
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError("--strategy multi_worker needs the TF_CONFIG environment variable "
                              "(see README)")
         check_tf_config(os.environ["TF_CONFIG"])
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _wait_for_cluster(tf.distribute.MultiWorkerMirroredStrategy,
+                                 json.loads(os.environ["TF_CONFIG"]), peer_timeout)
     if name == "mirrored" or len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
@@ -69,6 +80,70 @@ def task_id(strategy):
     """This worker's index in its cluster (0 without one)."""
     resolver = getattr(strategy, "cluster_resolver", None)
     return 0 if resolver is None else resolver.task_id
+
+
+def _peers(tf_config):
+    """The other tasks of a checked TF_CONFIG: a list of ("type index", "host:port")."""
+    task = tf_config["task"]
+    return [(f"{kind} {index}", address) for kind, addresses in tf_config["cluster"].items()
+            for index, address in enumerate(addresses)
+            if (kind, index) != (task["type"], task["index"])]
+
+
+def _reachable(address, timeout=1.0):
+    """Whether something accepts TCP connections at "host:port"."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _leader(tf_config):
+    """("type index", "host:port") of the task that hosts the cluster's coordination service:
+    the chief, or worker 0 where there is none (as MultiWorkerMirroredStrategy chooses it)."""
+    kind = "chief" if "chief" in tf_config["cluster"] else "worker"
+    return f"{kind} 0", tf_config["cluster"][kind][0]
+
+
+def _wait_for_cluster(create, tf_config, timeout):
+    """`create()` (a MultiWorkerMirroredStrategy) once the cluster's tasks have started, or
+    PeerTimeoutError after `timeout` seconds.
+
+    TensorFlow's constructor blocks until every task has registered with the coordination
+    service, without a word and without a timeout, holding the interpreter (Ctrl-C is not
+    handled meanwhile). So the wait is announced once, and a task other than the service's host
+    first waits here, interruptibly, until that host answers. The host itself (the chief, or
+    worker 0) still waits inside TensorFlow once it has started its server.
+
+    Raises:
+        PeerTimeoutError: naming the tasks that do not answer.
+    """
+    peers = _peers(tf_config)
+    leader_name, leader_address = _leader(tf_config)
+    task = tf_config["task"]
+    is_leader = f"{task['type']} {task['index']}" == leader_name
+    logging.info("Waiting up to %g s for the cluster's other tasks: %s", timeout,
+                 ", ".join(f"{name} at {address}" for name, address in peers))
+    deadline = time.monotonic() + timeout
+
+    def timed_out():
+        silent = [f"{name} at {address}" for name, address in peers if not _reachable(address)]
+        what = (f"{', '.join(silent)} does not answer" if silent
+                else "every task answers, but they did not all join")
+        return PeerTimeoutError(f"the cluster did not start within --peer_timeout {timeout:g} s: "
+                                f"{what} (TF_CONFIG)")
+
+    if not is_leader:
+        while not _reachable(leader_address):
+            if time.monotonic() > deadline:
+                raise timed_out()
+            time.sleep(0.5)
+    try:
+        return create()
+    except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError):
+        raise timed_out() from None
 
 
 def num_workers(strategy):

@@ -81,7 +81,7 @@ def train(config, strategy=None):
     config.validate()
     previous = _check_outdir(config)
     records_dir, info = prepare_records(config)
-    strategy = strategy or distribution.make_strategy(config.strategy)
+    strategy = strategy or distribution.make_strategy(config.strategy, config.peer_timeout)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(
             f"--batch_size {config.batch_size} must be a multiple of the {strategy.num_replicas_in_sync} replicas"
