@@ -4,6 +4,8 @@
 - `model.keras`: the model with the best validation loss (saved atomically), or the latest one
   when the records have no validation split;
 - `config.json`: everything inference needs (`model_dir.InferenceSettings`);
+- `model_validation_loss.json`: that model's validation loss and step, so that a run resumed
+  from an older checkpoint replaces it only with a better one;
 - `train_config.json`: the resolved settings of the run;
 - `checkpoints/`: `tf.train.CheckpointManager` checkpoints (model, optimizer, step, epoch).
 """
