@@ -30,7 +30,7 @@ def temporary_path(path, suffix="", temp_prefix=TEMP_PREFIX):
         handle, temp_path = tempfile.mkstemp(prefix=process_prefix(temp_prefix), suffix=suffix,
                                              dir=folder)
     except OSError as error:  # named after the file being written, not the temporary's name
-        raise type(error)(error.errno, error.strerror, path) from error
+        raise _naming(error, path) from error
     os.close(handle)
     return temp_path
 
@@ -56,12 +56,17 @@ def replacing(path, suffix="", temp_prefix=TEMP_PREFIX):
             os.remove(temp_path)
 
 
+def _naming(error, path):
+    """The OSError `error` as one of its type naming `path`."""
+    return type(error)(error.errno, error.strerror, path)
+
+
 def _raise_naming(error, path):
     """Raises `error`, as the same OSError naming `path` when it names no file: a write that
     fails on a full disk raises one without a file name."""
     if error.filename is not None or not error.errno:
         raise error
-    raise type(error)(error.errno, error.strerror, path) from error
+    raise _naming(error, path) from error
 
 
 def write_bytes(path, content, temp_prefix=TEMP_PREFIX):
@@ -222,7 +227,7 @@ def write_folder(path, write, temp_prefix=TEMP_PREFIX):
     try:
         temporary = tempfile.mkdtemp(prefix=process_prefix(prefix), dir=parent)
     except OSError as error:
-        raise type(error)(error.errno, error.strerror, given) from error
+        raise _naming(error, given) from error
     aside = temporary + _ASIDE_SUFFIX
     try:
         os.chmod(temporary, 0o755)  # mkdtemp creates folders private to the owner

@@ -81,7 +81,7 @@ def train(config, strategy=None):
         TrainingDivergedError: NaN or Inf loss; the last good checkpoint stays.
     """
     config.validate()
-    previous = _check_outdir(config)
+    _check_outdir(config)  # before the records are converted; again once outdir is held
     records_dir, info = prepare_records(config)
     strategy = strategy or distribution.make_strategy(config.strategy, config.peer_timeout)
     if config.batch_size % strategy.num_replicas_in_sync:
@@ -305,8 +305,9 @@ def _unreadable(path):
 def _newest_readable_checkpoint(checkpoint_dir):
     """The newest checkpoint in `checkpoint_dir` that reads, or None when there is none.
 
-    A damaged newer one is skipped with a warning naming it; the state file is rewritten to
-    list those that read, so that `CheckpointManager` keeps and rotates them as before.
+    Checkpoints are read newest first, every tensor, until one reads. A damaged newer one is
+    skipped with a warning naming it; the state file is rewritten to list the one that reads and
+    the older ones, so that `CheckpointManager` keeps and rotates them as before.
 
     Raises:
         ValueError: checkpoints are there but none reads (naming the newest): the run would
@@ -314,12 +315,12 @@ def _newest_readable_checkpoint(checkpoint_dir):
     """
     found = _checkpoints(checkpoint_dir)
     readable, damaged = [], []
-    for path in found:
+    for index, path in enumerate(found):
         reason = _unreadable(path)
-        if reason is None:
-            readable.append(path)
-        else:
-            damaged.append((path, reason))
+        if reason is None:  # this one and the older ones, which a later resume checks in turn
+            readable = found[index:]
+            break
+        damaged.append((path, reason))
     if found and not readable:
         path, reason = damaged[0]
         raise ValueError(f"{path}: damaged checkpoint ({reason}), and no earlier one in "
